@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Everything else is a step
+# they run: install missing Debian packages, configure, build (-j2).
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo bench fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) > $(BUILD).configure.log 2>&1 \
+	  || (cat $(BUILD).configure.log; exit 1)
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Starts every server the tests need on loopback (free ports), runs ctest,
+# stops the servers whatever happens.
+test: build
+	@bash scripts/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 600
+
+demo: build
+	@$(BUILD)/examples/orders/orders_demo
+
+bench: build
+	@bash scripts/with-servers.sh bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD).configure.log

@@ -1,0 +1,186 @@
+// future.h: the asynchronous result of a call.
+//
+// A `Future<T>` resolves once with absl::StatusOr<T>. No thread is blocked
+// while a call is in flight: continuations registered with Then() run on the
+// thread that resolves the promise (a transport or handler thread), or inline
+// if the result is already there. Get() blocks the calling thread and exists
+// for examples, tests and main().
+//
+//   auto [promise, future] = MakePromise<Reply>();
+//   std::move(future).Then([](absl::StatusOr<Reply> r) { ... });
+//   promise.Set(Reply{});
+//
+// Thread safety: a Promise and its Future may be used from different threads.
+// Each is single-owner (move-only); Set() and Then() may race safely.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace switchboard {
+
+// What a caller can know about its call as soon as it is started.
+struct CallInfo {
+  std::string message_id;
+  std::string idempotency_key;
+  std::string trace_id;
+  std::string traceparent;
+};
+
+namespace internal {
+
+template <class T>
+class FutureState {
+ public:
+  using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+  void Set(absl::StatusOr<T> value) {
+    Callback cb;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;  // first result wins
+      done_ = true;
+      if (callback_) {
+        cb = std::move(callback_);
+      } else {
+        value_.emplace(std::move(value));
+        return;
+      }
+    }
+    std::move(cb)(std::move(value));
+  }
+
+  void Then(Callback cb) {
+    std::optional<absl::StatusOr<T>> ready;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!value_.has_value()) {
+        if (done_) return;  // already consumed
+        callback_ = std::move(cb);
+        return;
+      }
+      ready = std::move(value_);
+      value_.reset();
+    }
+    std::move(cb)(std::move(*ready));
+  }
+
+  bool Ready() const {
+    absl::MutexLock lock(&mu_);
+    return value_.has_value();
+  }
+
+  std::optional<absl::StatusOr<T>> WaitFor(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto has_value = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return value_.has_value(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&has_value), timeout)) return std::nullopt;
+    std::optional<absl::StatusOr<T>> out = std::move(value_);
+    value_.reset();
+    return out;
+  }
+
+  CallInfo info;
+
+ private:
+  mutable absl::Mutex mu_;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::StatusOr<T>> value_ ABSL_GUARDED_BY(mu_);
+  Callback callback_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace internal
+
+template <class T>
+class Future;
+
+template <class T>
+class Promise {
+ public:
+  Promise() : state_(std::make_shared<internal::FutureState<T>>()) {}
+  Promise(Promise&&) noexcept = default;
+  Promise& operator=(Promise&&) noexcept = default;
+  Promise(const Promise&) = delete;
+  Promise& operator=(const Promise&) = delete;
+  // A promise dropped without a value resolves its future with Cancelled, so
+  // no caller waits forever.
+  ~Promise() {
+    if (state_) state_->Set(absl::CancelledError("promise dropped without a result"));
+  }
+
+  // Resolves the future; later calls are ignored.
+  void Set(absl::StatusOr<T> value) {
+    if (state_) {
+      auto state = std::move(state_);
+      state->Set(std::move(value));
+    }
+  }
+  bool valid() const { return state_ != nullptr; }
+  CallInfo& info() { return state_->info; }
+  Future<T> GetFuture() { return Future<T>(state_); }
+
+ private:
+  std::shared_ptr<internal::FutureState<T>> state_;
+};
+
+template <class T>
+class Future {
+ public:
+  Future() = default;
+  explicit Future(std::shared_ptr<internal::FutureState<T>> state) : state_(std::move(state)) {}
+
+  // A future that is already resolved.
+  static Future Ready(absl::StatusOr<T> value) {
+    Promise<T> p;
+    Future f = p.GetFuture();
+    p.Set(std::move(value));
+    return f;
+  }
+
+  bool valid() const { return state_ != nullptr; }
+  bool ready() const { return state_ && state_->Ready(); }
+  const CallInfo& info() const { return state_->info; }
+
+  // Registers the continuation. It runs exactly once, on the resolving thread
+  // or inline if already resolved. Consumes the future.
+  template <class F>
+  void Then(F&& fn) && {
+    auto state = std::move(state_);
+    state->Then(std::forward<F>(fn));
+  }
+
+  // Blocks until resolved. Consumes the result.
+  absl::StatusOr<T> Get() && {
+    auto r = state_->WaitFor(absl::InfiniteDuration());
+    state_.reset();
+    return std::move(*r);
+  }
+  // Blocks at most `timeout`; DeadlineExceeded if still pending (the call
+  // itself goes on and its result is dropped).
+  absl::StatusOr<T> GetFor(absl::Duration timeout) && {
+    auto r = state_->WaitFor(timeout);
+    if (!r) return absl::DeadlineExceededError("Future::GetFor: no result within the wait");
+    state_.reset();
+    return std::move(*r);
+  }
+
+ private:
+  std::shared_ptr<internal::FutureState<T>> state_;
+};
+
+template <class T>
+std::pair<Promise<T>, Future<T>> MakePromise() {
+  Promise<T> p;
+  Future<T> f = p.GetFuture();
+  return {std::move(p), std::move(f)};
+}
+
+}  // namespace switchboard

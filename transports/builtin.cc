@@ -1,7 +1,5 @@
 #include "switchboard/builtin_transports.h"
 
-#include <mutex>
-
 #include "switchboard/transport_registry.h"
 
 #if SWITCHBOARD_HAS_GRPC
@@ -14,24 +12,22 @@
 #include "switchboard/amqp/amqp_transport.h"
 #endif
 
-namespace switchboard {
-
-std::vector<std::string> RegisterBuiltinTransports() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    TransportRegistry& registry = TransportRegistry::Default();
+// Called once by TransportRegistry::Default() when this object is linked.
+extern "C" void SwitchboardRegisterBuiltinTransports(switchboard::TransportRegistry* registry) {
 #if SWITCHBOARD_HAS_GRPC
-    (void)registry.Register("grpc", &grpc::MakeGrpcTransport);
+  (void)registry->Register("grpc", &switchboard::grpc::MakeGrpcTransport);
 #endif
 #if SWITCHBOARD_HAS_NATS
-    (void)registry.Register("nats", &nats::MakeNatsTransport);
+  (void)registry->Register("nats", &switchboard::nats::MakeNatsTransport);
 #endif
 #if SWITCHBOARD_HAS_AMQP
-    (void)registry.Register("amqp", &amqp::MakeAmqpTransport);
+  (void)registry->Register("amqp", &switchboard::amqp::MakeAmqpTransport);
 #endif
-    (void)registry;
-  });
-  return TransportRegistry::Default().Types();
+  (void)registry;
 }
+
+namespace switchboard {
+
+std::vector<std::string> RegisterBuiltinTransports() { return TransportRegistry::Default().Types(); }
 
 }  // namespace switchboard

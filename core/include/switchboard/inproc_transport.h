@@ -13,9 +13,11 @@
 // message: commands enqueued before any consumer wait for one (features:
 // durable = false, because nothing survives the process).
 //
-// Threads: handlers are called on the bus's dispatch thread; they MUST NOT
-// block (the Node posts work to its executor). Timers (redelivery delay,
-// request deadlines) run on the env's clock.
+// Threads: handlers are called on the thread that sent, enqueued, published
+// or settled (or the clock's timer thread for a delayed redelivery), never
+// under an internal lock; they MUST NOT block (the Node posts work to its
+// executor). Timers (redelivery delay, request deadlines) run on the env's
+// clock.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,8 @@
-// builtin_transports.h: registers every transport compiled into this build
-// (grpc, nats, amqp as enabled by their CMake options) with
-// TransportRegistry::Default(). Idempotent; thread-safe.
+// builtin_transports.h: the transports compiled into this build.
+//
+// Linking switchboard::transports (directly, from the executable) registers
+// grpc, nats and amqp, as enabled by their CMake options, in
+// TransportRegistry::Default() the first time it is used.
 #pragma once
 
 #include <string>
@@ -8,7 +10,7 @@
 
 namespace switchboard {
 
-// Returns the type names registered by this call or earlier ones.
+// Every registered type name: "inproc" plus the built-in transports.
 std::vector<std::string> RegisterBuiltinTransports();
 
 }  // namespace switchboard

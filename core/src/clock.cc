@@ -1,0 +1,177 @@
+#include "switchboard/clock.h"
+
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+namespace switchboard {
+namespace {
+
+// Timers ordered by due time, then registration order; shared by both clocks.
+class TimerTable {
+ public:
+  struct Entry {
+    absl::Time when;
+    std::function<void()> fn;
+  };
+
+  uint64_t Add(absl::Time when, std::function<void()> fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    uint64_t id = next_id_++;
+    timers_.emplace(Key{when, id}, std::move(fn));
+    return id;
+  }
+  bool Cancel(absl::Time when, uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return timers_.erase(Key{when, id}) > 0;
+  }
+  // Removes and returns the earliest timer due at or before `now`.
+  bool PopDue(absl::Time now, std::function<void()>* fn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (timers_.empty() || timers_.begin()->first.when > now) return false;
+    *fn = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    return true;
+  }
+  absl::Time Earliest() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return timers_.empty() ? absl::InfiniteFuture() : timers_.begin()->first.when;
+  }
+  size_t size() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return timers_.size(); }
+
+  mutable absl::Mutex mu;
+
+ private:
+  struct Key {
+    absl::Time when;
+    uint64_t id;
+    bool operator<(const Key& o) const { return when != o.when ? when < o.when : id < o.id; }
+  };
+  std::map<Key, std::function<void()>> timers_ ABSL_GUARDED_BY(mu);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu) = 1;
+};
+
+class RealClock final : public Clock {
+ public:
+  RealClock() : state_(std::make_shared<State>()) {
+    thread_ = std::thread([state = state_] { Loop(*state); });
+    thread_.detach();  // lives as long as the process
+  }
+
+  absl::Time Now() const override { return absl::Now(); }
+
+  TimerHandle RunAt(absl::Time when, std::function<void()> fn) override {
+    uint64_t id;
+    {
+      absl::MutexLock lock(&state_->table.mu);
+      id = state_->table.Add(when, std::move(fn));
+    }
+    std::weak_ptr<State> weak = state_;
+    return TimerHandle([weak, when, id] {
+      auto state = weak.lock();
+      if (!state) return false;
+      absl::MutexLock lock(&state->table.mu);
+      return state->table.Cancel(when, id);
+    });
+  }
+
+ private:
+  struct State {
+    TimerTable table;
+  };
+
+  static void Loop(State& state) {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        absl::MutexLock lock(&state.table.mu);
+        for (;;) {
+          absl::Time now = absl::Now();
+          if (state.table.PopDue(now, &fn)) break;
+          absl::Time next = state.table.Earliest();
+          // Wakes when a timer is added (the table changes) or the earliest is due.
+          size_t count = state.table.size();
+          auto changed = [&state, count, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.table.mu) {
+            return state.table.size() != count || state.table.Earliest() != next;
+          };
+          state.table.mu.AwaitWithDeadline(absl::Condition(&changed),
+                                           std::min(next, now + absl::Seconds(1)));
+        }
+      }
+      fn();
+    }
+  }
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Clock& Clock::Real() {
+  static RealClock* clock = new RealClock();
+  return *clock;
+}
+
+struct FakeClock::State {
+  TimerTable table;
+  absl::Time now ABSL_GUARDED_BY(table.mu);
+};
+
+FakeClock::FakeClock(absl::Time start) : state_(std::make_shared<State>()) {
+  absl::MutexLock lock(&state_->table.mu);
+  state_->now = start;
+}
+
+FakeClock::~FakeClock() = default;
+
+absl::Time FakeClock::Now() const {
+  absl::MutexLock lock(&state_->table.mu);
+  return state_->now;
+}
+
+TimerHandle FakeClock::RunAt(absl::Time when, std::function<void()> fn) {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&state_->table.mu);
+    id = state_->table.Add(when, std::move(fn));
+  }
+  std::weak_ptr<State> weak = state_;
+  return TimerHandle([weak, when, id] {
+    auto state = weak.lock();
+    if (!state) return false;
+    absl::MutexLock lock(&state->table.mu);
+    return state->table.Cancel(when, id);
+  });
+}
+
+void FakeClock::Advance(absl::Duration d) {
+  absl::Time target;
+  {
+    absl::MutexLock lock(&state_->table.mu);
+    target = state_->now + d;
+  }
+  SetTime(target);
+}
+
+void FakeClock::SetTime(absl::Time t) {
+  // Timers fire in due order; time reads inside a timer see its due time, so
+  // a timer that schedules another one relative to Now() behaves as in life.
+  for (;;) {
+    std::function<void()> fn;
+    {
+      absl::MutexLock lock(&state_->table.mu);
+      absl::Time earliest = state_->table.Earliest();
+      if (earliest > t) {
+        if (t > state_->now) state_->now = t;
+        return;
+      }
+      if (earliest > state_->now) state_->now = earliest;
+      if (!state_->table.PopDue(state_->now, &fn)) return;
+    }
+    fn();
+  }
+}
+
+size_t FakeClock::PendingTimers() const {
+  absl::MutexLock lock(&state_->table.mu);
+  return state_->table.size();
+}
+
+}  // namespace switchboard

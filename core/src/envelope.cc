@@ -1,0 +1,143 @@
+#include "switchboard/envelope.h"
+
+#include <cstdio>
+
+#include "switchboard/internal/strings.h"
+#include "google/protobuf/util/time_util.h"
+#include "switchboard/status.h"
+#include "switchboard/trace_context.h"
+#include "switchboard/v1/envelope.pb.h"
+
+namespace switchboard {
+namespace {
+
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  timespec ts = absl::ToTimespec(t);
+  out->set_seconds(ts.tv_sec);
+  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+}  // namespace
+
+std::string_view StyleName(Style style) {
+  switch (style) {
+    case Style::kRequest:
+      return "request";
+    case Style::kCommand:
+      return "command";
+    case Style::kEvent:
+      return "event";
+    default:
+      return "unspecified";
+  }
+}
+
+bool ParseStyle(std::string_view text, Style* style) {
+  if (text == "request" || text == "STYLE_REQUEST") {
+    *style = Style::kRequest;
+  } else if (text == "command" || text == "STYLE_COMMAND") {
+    *style = Style::kCommand;
+  } else if (text == "event" || text == "STYLE_EVENT") {
+    *style = Style::kEvent;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void ToProto(const Envelope& in, v1::Envelope* out) {
+  out->set_id(in.id);
+  out->set_source(in.source);
+  out->set_spec_version(in.spec_version);
+  out->set_type(in.type);
+  if (in.time != absl::UnixEpoch()) ToTimestamp(in.time, out->mutable_time());
+  out->set_data_content_type(in.data_content_type);
+  out->set_subject(in.subject);
+  out->set_traceparent(in.traceparent);
+  out->set_tracestate(in.tracestate);
+  out->set_idempotency_key(in.idempotency_key);
+  if (in.has_deadline()) ToTimestamp(in.deadline, out->mutable_deadline());
+  out->set_correlation_id(in.correlation_id);
+  out->set_reply_to(in.reply_to);
+  out->set_attempt(in.attempt);
+  out->set_style(static_cast<v1::Style>(in.style));
+  out->set_status_code(static_cast<int32_t>(in.status.code()));
+  out->set_status_message(std::string(in.status.message()));
+  for (const auto& [k, v] : in.extensions) (*out->mutable_extensions())[k] = v;
+  out->set_data(in.data);
+}
+
+absl::Status FromProto(const v1::Envelope& in, Envelope* out) {
+  out->id = in.id();
+  out->source = in.source();
+  out->spec_version = in.spec_version().empty() ? "1.0" : in.spec_version();
+  out->type = in.type();
+  out->time = in.has_time() ? FromTimestamp(in.time()) : absl::UnixEpoch();
+  out->data_content_type =
+      in.data_content_type().empty() ? std::string(kContentTypeProtobuf) : in.data_content_type();
+  out->subject = in.subject();
+  out->traceparent = in.traceparent();
+  out->tracestate = in.tracestate();
+  out->idempotency_key = in.idempotency_key();
+  out->deadline = in.has_deadline() ? FromTimestamp(in.deadline()) : absl::InfiniteFuture();
+  out->correlation_id = in.correlation_id();
+  out->reply_to = in.reply_to();
+  out->attempt = in.attempt() == 0 ? 1 : in.attempt();
+  int style = in.style();
+  out->style = (style >= 0 && style <= 3) ? static_cast<Style>(style) : Style::kUnspecified;
+  out->status = in.status_code() == 0
+                    ? absl::OkStatus()
+                    : absl::Status(CodeFromInt(in.status_code()), in.status_message());
+  out->extensions.clear();
+  for (const auto& [k, v] : in.extensions()) out->extensions[k] = v;
+  out->data = in.data();
+  return ValidateEnvelope(*out);
+}
+
+std::string FormatRfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+absl::StatusOr<absl::Time> ParseRfc3339(std::string_view text) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime(absl::RFC3339_full, AsAbsl(text), &t, &err)) {
+    return absl::InvalidArgumentError(
+        Cat("not an RFC 3339 timestamp: \"", text.substr(0, 64), "\" (", err, ")"));
+  }
+  return t;
+}
+
+absl::Status ValidateEnvelope(const Envelope& env) {
+  if (env.id.empty()) return absl::InvalidArgumentError("envelope has no `id`");
+  if (env.type.empty()) return absl::InvalidArgumentError("envelope has no `type` (operation)");
+  if (env.spec_version != "1.0") {
+    return absl::InvalidArgumentError(
+        Cat("envelope `specversion` is \"", env.spec_version.substr(0, 16),
+                     "\"; only \"1.0\" is understood"));
+  }
+  if (env.attempt < 1) {
+    return absl::InvalidArgumentError(Cat("envelope `attempt` is ", env.attempt, "; must be >= 1"));
+  }
+  return absl::OkStatus();
+}
+
+std::string NewMessageId() {
+  // UUIDv7: 48-bit Unix milliseconds, version 7, 74 random bits, variant 10.
+  uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  uint64_t r1 = RandomU64(), r2 = RandomU64();
+  uint64_t hi = (ms << 16) | 0x7000 | (r1 & 0x0fff);
+  uint64_t lo = (r2 & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+}  // namespace switchboard

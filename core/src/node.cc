@@ -1,0 +1,839 @@
+#include "switchboard/node.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <unordered_map>
+
+#include "absl/strings/match.h"
+#include "switchboard/internal/strings.h"
+#include "google/protobuf/descriptor.h"
+#include "switchboard/config.h"
+#include "switchboard/inproc_transport.h"
+#include "switchboard/status.h"
+#include "switchboard/trace_context.h"
+#include "switchboard/transport_registry.h"
+#include "switchboard/v1/options.pb.h"
+
+namespace switchboard {
+namespace {
+
+constexpr absl::Duration kDefaultReplyTimeout = absl::Seconds(30);
+constexpr int kDefaultMaxDeliveries = 5;
+constexpr std::string_view kDeadLetterSuffix = ".dlq";
+
+absl::Duration FromProtoDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+bool IsEmptyType(const google::protobuf::Descriptor* d) {
+  return d == nullptr || d->full_name() == "google.protobuf.Empty";
+}
+
+// "pkg.Service/Method" -> the method's descriptor, if linked in.
+const google::protobuf::MethodDescriptor* FindMethod(std::string_view operation) {
+  size_t slash = operation.rfind('/');
+  if (slash == std::string_view::npos) return nullptr;
+  std::string full = Cat(operation.substr(0, slash), ".", operation.substr(slash + 1));
+  return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full);
+}
+
+std::string DefaultSource() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return Cat("//switchboard/", host, "/", getpid());
+}
+
+// Waits for in-flight handler executions of one registration.
+struct InFlight {
+  absl::Mutex mu;
+  int count ABSL_GUARDED_BY(mu) = 0;
+
+  void Enter() {
+    absl::MutexLock lock(&mu);
+    ++count;
+  }
+  void Leave() {
+    absl::MutexLock lock(&mu);
+    --count;
+  }
+  void WaitIdle() {
+    absl::MutexLock lock(&mu);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return count == 0; };
+    mu.Await(absl::Condition(&idle));
+  }
+};
+
+}  // namespace
+
+// The state of one operation as this node runs it: its binding, policy chain
+// and transport. Built on first use and kept for the node's life.
+struct OpRuntime {
+  CallSite site;
+  std::shared_ptr<Transport> transport;
+  std::vector<std::unique_ptr<ClientMiddleware>> client_middleware;
+  std::vector<std::unique_ptr<ServerMiddleware>> server_middleware;
+  ClientNext client_chain;
+  absl::Duration timeout = absl::ZeroDuration();  // zero: none
+  absl::Duration deadline_margin = absl::ZeroDuration();
+  int max_deliveries = kDefaultMaxDeliveries;
+  bool dead_letter = true;
+  bool is_dead_letter_queue = false;
+  absl::Duration redelivery_initial = absl::Milliseconds(100);
+  absl::Duration redelivery_max = absl::Seconds(10);
+  double redelivery_multiplier = 2;
+  uint64_t max_payload_bytes = 4 << 20;
+
+  bool fire_and_forget() const {
+    return site.style == Style::kEvent || (site.style == Style::kCommand && !site.reply);
+  }
+  absl::Duration RedeliveryDelay(int attempt) const {
+    double factor = std::pow(redelivery_multiplier, std::max(0, attempt - 1));
+    absl::Duration d = redelivery_initial * factor;
+    return std::min(d, redelivery_max);
+  }
+};
+
+class Node::Impl {
+ public:
+  struct PendingReply {
+    ReplyCallback done;
+    TimerHandle timer;
+  };
+  struct Inbox {
+    std::unique_ptr<ReplyInbox> inbox;
+    std::string address;
+  };
+  // Shared with registrations so a HandlerRegistration may outlive the node.
+  struct Registrations {
+    absl::Mutex mu;
+    uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+    std::map<uint64_t, std::function<void()>> stops ABSL_GUARDED_BY(mu);
+    bool closed ABSL_GUARDED_BY(mu) = false;
+
+    void Stop(uint64_t id) {
+      std::function<void()> stop;
+      {
+        absl::MutexLock lock(&mu);
+        auto it = stops.find(id);
+        if (it == stops.end()) return;
+        stop = std::move(it->second);
+        stops.erase(it);
+      }
+      stop();
+    }
+  };
+
+  v1::Config config;
+  Clock* clock = nullptr;
+  std::shared_ptr<Executor> executor;
+  const TransportRegistry* registry = nullptr;
+  MiddlewareFactories middleware;
+  std::string source;
+  std::string default_transport;
+  Node* node = nullptr;
+
+  absl::Mutex transports_mu;
+  std::map<std::string, std::shared_ptr<Transport>, std::less<>> transports
+      ABSL_GUARDED_BY(transports_mu);
+
+  absl::Mutex ops_mu;
+  std::map<std::string, std::shared_ptr<OpRuntime>, std::less<>> ops ABSL_GUARDED_BY(ops_mu);
+
+  absl::Mutex replies_mu;
+  std::map<std::string, Inbox, std::less<>> inboxes ABSL_GUARDED_BY(replies_mu);
+  std::unordered_map<std::string, PendingReply> pending ABSL_GUARDED_BY(replies_mu);
+
+  std::shared_ptr<Registrations> registrations = std::make_shared<Registrations>();
+  std::atomic<bool> closed{false};
+
+  // Counters for what the node refused or replaced (exported by telemetry).
+  std::atomic<uint64_t> invalid_traceparent{0};
+  std::atomic<uint64_t> late_replies{0};
+  std::atomic<uint64_t> expired_before_start{0};
+
+  absl::StatusOr<std::shared_ptr<OpRuntime>> Runtime(std::string_view operation);
+  absl::StatusOr<v1::OperationBinding> BindingFor(std::string_view operation) const;
+  absl::StatusOr<std::shared_ptr<OpRuntime>> BuildRuntime(std::string_view operation);
+
+  void Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope env, ReplyCallback done);
+  void DispatchCommandWithReply(const std::shared_ptr<OpRuntime>& rt, Envelope env,
+                                ReplyCallback done);
+  absl::StatusOr<std::string> InboxAddress(const std::shared_ptr<Transport>& transport);
+  void OnReply(Envelope reply);
+
+  void Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler, Envelope request,
+             ReplyCallback done);
+  void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
+              absl::StatusOr<Envelope> outcome);
+  Envelope MakeReply(const Envelope& request, absl::Status status, std::string data) const;
+};
+
+absl::StatusOr<v1::OperationBinding> Node::Impl::BindingFor(std::string_view operation) const {
+  auto it = config.operations().find(std::string(operation));
+  if (it != config.operations().end()) {
+    v1::OperationBinding b = it->second;
+    if (b.transport().empty()) b.set_transport(default_transport);
+    if (b.policy().empty()) b.set_policy(config.node().default_policy());
+    if (b.style() == v1::STYLE_UNSPECIFIED) b.set_style(v1::STYLE_REQUEST);
+    return b;
+  }
+  if (operation.ends_with(kDeadLetterSuffix)) {
+    std::string_view base = operation.substr(0, operation.size() - kDeadLetterSuffix.size());
+    absl::StatusOr<v1::OperationBinding> b = BindingFor(base);
+    if (!b.ok()) return b.status();
+    v1::OperationBinding dlq;
+    dlq.set_style(v1::STYLE_COMMAND);
+    dlq.set_transport(b->transport());
+    dlq.set_policy(b->policy());
+    return dlq;
+  }
+  // Not configured: the style declared in the .proto, else request.
+  v1::OperationBinding b;
+  b.set_transport(default_transport);
+  b.set_policy(config.node().default_policy());
+  b.set_style(v1::STYLE_REQUEST);
+  if (const auto* method = FindMethod(operation)) {
+    const auto& opts = method->options().GetExtension(v1::operation);
+    if (opts.style() != v1::STYLE_UNSPECIFIED) b.set_style(opts.style());
+    b.set_reply(opts.reply());
+  } else if (const auto* message = google::protobuf::DescriptorPool::generated_pool()
+                                       ->FindMessageTypeByName(std::string(operation))) {
+    if (message->options().HasExtension(v1::event)) b.set_style(v1::STYLE_EVENT);
+  }
+  return b;
+}
+
+absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::Runtime(std::string_view operation) {
+  {
+    absl::ReaderMutexLock lock(&ops_mu);
+    auto it = ops.find(operation);
+    if (it != ops.end()) return it->second;
+  }
+  absl::StatusOr<std::shared_ptr<OpRuntime>> built = BuildRuntime(operation);
+  if (!built.ok()) return built.status();
+  absl::MutexLock lock(&ops_mu);
+  auto [it, inserted] = ops.emplace(std::string(operation), *std::move(built));
+  return it->second;
+}
+
+absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::BuildRuntime(std::string_view operation) {
+  if (operation.empty()) return absl::InvalidArgumentError("operation name is empty");
+  absl::StatusOr<v1::OperationBinding> binding = BindingFor(operation);
+  if (!binding.ok()) return binding.status();
+
+  auto rt = std::make_shared<OpRuntime>();
+  rt->site.operation = std::string(operation);
+  rt->site.style = static_cast<Style>(binding->style());
+  rt->site.reply = binding->reply();
+  rt->site.binding = *binding;
+  rt->site.clock = clock;
+  rt->is_dead_letter_queue = operation.ends_with(kDeadLetterSuffix) &&
+                             !config.operations().contains(std::string(operation));
+
+  if (!binding->policy().empty()) {
+    auto it = config.policies().find(binding->policy());
+    if (it == config.policies().end()) {
+      return absl::InvalidArgumentError(Cat("operation ", operation, ": policy \"",
+                                                     binding->policy(),
+                                                     "\" is not defined under `policies`"));
+    }
+    rt->site.policy = it->second;
+  }
+  const v1::Policy& policy = rt->site.policy;
+  if (policy.has_timeout()) rt->timeout = FromProtoDuration(policy.timeout());
+  if (rt->timeout <= absl::ZeroDuration() && !rt->fire_and_forget()) {
+    rt->timeout = kDefaultReplyTimeout;
+  }
+  if (policy.deadline().has_margin()) rt->deadline_margin = FromProtoDuration(policy.deadline().margin());
+  if (policy.max_deliveries() > 0) rt->max_deliveries = policy.max_deliveries();
+  if (policy.has_dead_letter()) rt->dead_letter = policy.dead_letter();
+  if (policy.max_payload_bytes() > 0) rt->max_payload_bytes = policy.max_payload_bytes();
+  const v1::Backoff* backoff = policy.has_redelivery() ? &policy.redelivery()
+                               : policy.retry().has_backoff() ? &policy.retry().backoff()
+                                                              : nullptr;
+  if (backoff != nullptr) {
+    if (backoff->has_initial()) rt->redelivery_initial = FromProtoDuration(backoff->initial());
+    if (backoff->has_max()) rt->redelivery_max = FromProtoDuration(backoff->max());
+    if (backoff->multiplier() > 0) rt->redelivery_multiplier = backoff->multiplier();
+  }
+
+  {
+    absl::ReaderMutexLock lock(&transports_mu);
+    auto it = transports.find(binding->transport());
+    if (it == transports.end()) {
+      return absl::InvalidArgumentError(Cat("operation ", operation, ": transport \"",
+                                                     binding->transport(),
+                                                     "\" is not defined under `transports`"));
+    }
+    rt->transport = it->second;
+  }
+  rt->site.transport_name = std::string(rt->transport->name());
+  rt->site.transport_type = std::string(rt->transport->type());
+  if (rt->site.style == Style::kCommand && rt->site.reply && !rt->transport->features().reply_routing) {
+    return absl::FailedPreconditionError(Cat(
+        "operation ", operation, ": `reply: true` needs a transport that routes replies; ",
+        rt->site.transport_name, " (", rt->site.transport_type, ") does not"));
+  }
+
+  for (const auto& make : middleware.client) {
+    if (auto mw = make(rt->site)) rt->client_middleware.push_back(std::move(mw));
+  }
+  for (const auto& make : middleware.server) {
+    if (auto mw = make(rt->site)) rt->server_middleware.push_back(std::move(mw));
+  }
+
+  // The client chain: each middleware wraps the next; the innermost step hands
+  // the envelope to the transport in the operation's style.
+  std::weak_ptr<OpRuntime> weak = rt;
+  ClientNext next = [this, weak](Envelope env, ReplyCallback done) {
+    auto self = weak.lock();
+    if (!self) {
+      std::move(done)(absl::CancelledError("node closed"));
+      return;
+    }
+    Dispatch(self, std::move(env), std::move(done));
+  };
+  for (auto it = rt->client_middleware.rbegin(); it != rt->client_middleware.rend(); ++it) {
+    ClientMiddleware* mw = it->get();
+    const CallSite* site = &rt->site;
+    next = [mw, site, inner = std::move(next)](Envelope env, ReplyCallback done) {
+      mw->Invoke(*site, std::move(env), std::move(done), inner);
+    };
+  }
+  rt->client_chain = std::move(next);
+  return rt;
+}
+
+void Node::Impl::Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope env, ReplyCallback done) {
+  if (env.data.size() > rt->max_payload_bytes) {
+    std::move(done)(absl::ResourceExhaustedError(Cat(
+        "payload of ", env.data.size(), " bytes exceeds max_payload_bytes (", rt->max_payload_bytes,
+        ") of operation ", rt->site.operation, "; raise the policy's max_payload_bytes")));
+    return;
+  }
+  switch (rt->site.style) {
+    case Style::kRequest:
+      rt->transport->Request(std::move(env), std::move(done));
+      return;
+    case Style::kCommand:
+      if (rt->site.reply) {
+        DispatchCommandWithReply(rt, std::move(env), std::move(done));
+        return;
+      }
+      rt->transport->Enqueue(std::move(env), [done = std::move(done)](absl::Status s) mutable {
+        if (!s.ok()) {
+          std::move(done)(s);
+          return;
+        }
+        std::move(done)(Envelope{});
+      });
+      return;
+    case Style::kEvent:
+      rt->transport->Publish(std::move(env), [done = std::move(done)](absl::Status s) mutable {
+        if (!s.ok()) {
+          std::move(done)(s);
+          return;
+        }
+        std::move(done)(Envelope{});
+      });
+      return;
+    default:
+      std::move(done)(absl::InvalidArgumentError(
+          Cat("operation ", rt->site.operation, " has no style")));
+  }
+}
+
+absl::StatusOr<std::string> Node::Impl::InboxAddress(const std::shared_ptr<Transport>& transport) {
+  std::string name(transport->name());
+  {
+    absl::MutexLock lock(&replies_mu);
+    auto it = inboxes.find(name);
+    if (it != inboxes.end()) return it->second.address;
+  }
+  absl::StatusOr<std::unique_ptr<ReplyInbox>> inbox =
+      transport->OpenInbox([this](Envelope reply) { OnReply(std::move(reply)); });
+  if (!inbox.ok()) return inbox.status();
+  absl::MutexLock lock(&replies_mu);
+  auto [it, inserted] = inboxes.emplace(name, Inbox{});
+  if (inserted) {
+    it->second.address = (*inbox)->address();
+    it->second.inbox = *std::move(inbox);
+  }
+  return it->second.address;
+}
+
+void Node::Impl::DispatchCommandWithReply(const std::shared_ptr<OpRuntime>& rt, Envelope env,
+                                          ReplyCallback done) {
+  absl::StatusOr<std::string> address = InboxAddress(rt->transport);
+  if (!address.ok()) {
+    std::move(done)(address.status());
+    return;
+  }
+  env.reply_to = *address;
+  if (env.correlation_id.empty()) env.correlation_id = env.id;
+  std::string correlation = env.correlation_id;
+  {
+    absl::MutexLock lock(&replies_mu);
+    PendingReply& p = pending[correlation];
+    p.done = std::move(done);
+    if (env.has_deadline()) {
+      p.timer = clock->RunAt(env.deadline, [this, correlation, op = rt->site.operation] {
+        ReplyCallback expired;
+        {
+          absl::MutexLock lock(&replies_mu);
+          auto it = pending.find(correlation);
+          if (it == pending.end()) return;
+          expired = std::move(it->second.done);
+          pending.erase(it);
+        }
+        std::move(expired)(absl::DeadlineExceededError(
+            Cat("no reply to command ", op, " before its deadline")));
+      });
+    }
+  }
+  rt->transport->Enqueue(std::move(env), [this, correlation](absl::Status s) {
+    if (s.ok()) return;
+    ReplyCallback failed;
+    {
+      absl::MutexLock lock(&replies_mu);
+      auto it = pending.find(correlation);
+      if (it == pending.end()) return;
+      failed = std::move(it->second.done);
+      it->second.timer.Cancel();
+      pending.erase(it);
+    }
+    std::move(failed)(s);
+  });
+}
+
+void Node::Impl::OnReply(Envelope reply) {
+  ReplyCallback done;
+  {
+    absl::MutexLock lock(&replies_mu);
+    auto it = pending.find(reply.correlation_id);
+    if (it == pending.end()) {
+      late_replies.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    done = std::move(it->second.done);
+    it->second.timer.Cancel();
+    pending.erase(it);
+  }
+  std::move(done)(std::move(reply));
+}
+
+Envelope Node::Impl::MakeReply(const Envelope& request, absl::Status status, std::string data) const {
+  Envelope reply;
+  reply.id = NewMessageId();
+  reply.source = source;
+  reply.type = request.type;
+  reply.time = clock->Now();
+  reply.data_content_type = request.data_content_type;
+  reply.correlation_id = request.correlation_id.empty() ? request.id : request.correlation_id;
+  reply.idempotency_key = request.idempotency_key;
+  reply.traceparent = request.traceparent;
+  reply.tracestate = request.tracestate;
+  reply.attempt = request.attempt;
+  reply.style = request.style;
+  reply.status = std::move(status);
+  reply.data = std::move(data);
+  return reply;
+}
+
+// Runs the server chain and the handler for one request/command/event.
+// `done` gets the reply envelope (status inside) or an error.
+void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler,
+                       Envelope request, ReplyCallback done) {
+  // The context and the request live until the handler's result arrives.
+  struct CallState {
+    Envelope request;
+    std::unique_ptr<Context> ctx;
+  };
+  auto state = std::make_shared<CallState>();
+  state->request = std::move(request);
+  TraceParent incoming;
+  TraceParent span;
+  if (TraceParent::Parse(state->request.traceparent, &incoming)) {
+    span = incoming.Child();
+  } else {
+    if (!state->request.traceparent.empty()) {
+      invalid_traceparent.fetch_add(1, std::memory_order_relaxed);
+      state->request.tracestate.clear();
+    }
+    span = TraceParent::NewRoot();
+  }
+  state->request.traceparent = span.ToString();
+  state->ctx = std::make_unique<Context>(node, clock, rt->site.transport_name, &state->request, span);
+
+  ServerNext terminal = [this, &handler](Context& ctx, Envelope req, ReplyCallback reply_done) {
+    (void)req;  // the handler reads ctx.envelope(): the same request
+    auto shared_done = std::make_shared<ReplyCallback>(std::move(reply_done));
+    handler(ctx, ctx.envelope(),
+            [this, &ctx, shared_done](absl::StatusOr<std::string> result) mutable {
+              if (!result.ok()) {
+                std::move (*shared_done)(MakeReply(ctx.envelope(), result.status(), ""));
+                return;
+              }
+              std::move (*shared_done)(MakeReply(ctx.envelope(), absl::OkStatus(), *std::move(result)));
+            });
+  };
+  ServerNext next = terminal;
+  for (auto it = rt->server_middleware.rbegin(); it != rt->server_middleware.rend(); ++it) {
+    ServerMiddleware* mw = it->get();
+    const CallSite* site = &rt->site;
+    next = [mw, site, inner = std::move(next)](Context& ctx, Envelope req, ReplyCallback d) {
+      mw->Invoke(*site, ctx, std::move(req), std::move(d), inner);
+    };
+  }
+
+  if (state->request.has_deadline() && clock->Now() >= state->request.deadline) {
+    expired_before_start.fetch_add(1, std::memory_order_relaxed);
+    std::move(done)(MakeReply(state->request,
+                              absl::DeadlineExceededError("deadline exceeded before start"), ""));
+    return;
+  }
+  Context& ctx = *state->ctx;
+  Envelope copy = state->request;
+  next(ctx, std::move(copy),
+       [state, done = std::move(done)](absl::StatusOr<Envelope> reply) mutable {
+         std::move(done)(std::move(reply));
+         // `state` (context and request) is released after the reply is out.
+       });
+}
+
+void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
+                        absl::StatusOr<Envelope> outcome) {
+  const Envelope& request = delivery->envelope();
+  absl::Status status = outcome.ok() ? outcome->status : outcome.status();
+  bool wants_reply = !request.reply_to.empty() && !rt->is_dead_letter_queue;
+
+  auto send_reply = [&](Envelope reply) {
+    rt->transport->SendReply(request.reply_to, std::move(reply), [](absl::Status) {});
+  };
+
+  if (status.ok()) {
+    if (wants_reply) send_reply(*std::move(outcome));
+    delivery->Ack();
+    return;
+  }
+  bool thrown = status.GetPayload("switchboard/handler-exception").has_value();
+  bool expired = status.code() == absl::StatusCode::kDeadlineExceeded &&
+                 status.message() == "deadline exceeded before start";
+  bool retryable = !expired && (thrown || IsRetryable(status));
+  if (rt->is_dead_letter_queue) {
+    // A dead letter is never dropped: it waits for a handler that takes it.
+    delivery->Retry(rt->redelivery_max);
+    return;
+  }
+  if (retryable && request.attempt < rt->max_deliveries) {
+    delivery->Retry(rt->RedeliveryDelay(request.attempt));
+    return;
+  }
+  absl::Status reason = status;
+  if (retryable) {
+    reason = absl::Status(status.code(), Cat("gave up after ", request.attempt,
+                                                      " deliveries: ", status.message()));
+  }
+  if (wants_reply) {
+    send_reply(outcome.ok() ? *std::move(outcome) : MakeReply(request, reason, ""));
+  }
+  if (rt->dead_letter) {
+    delivery->DeadLetter(reason);
+  } else {
+    delivery->Ack();  // dead-lettering switched off by policy: dropped on purpose
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->node = this; }
+
+Node::~Node() { Close(); }
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config) {
+  return Create(std::move(config), Options{});
+}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->registry = options.registry != nullptr ? options.registry : &TransportRegistry::Default();
+
+  ConfigOptions config_options;
+  config_options.registry = impl->registry;
+  std::vector<ConfigWarning> warnings;
+  // Transport instances passed in by name need no config entry.
+  v1::Config checked = config;
+  for (const auto& [name, transport] : options.transports) {
+    if (!checked.transports().contains(name)) {
+      (*checked.mutable_transports())[name].set_type(std::string(transport->type()));
+    }
+  }
+  if (absl::Status valid = ValidateConfig(checked, config_options, &warnings); !valid.ok()) {
+    return valid;
+  }
+
+  impl->config = std::move(config);
+  impl->clock = options.clock != nullptr ? options.clock : &Clock::Real();
+  impl->executor = options.executor;
+  if (!impl->executor) {
+    impl->executor = std::make_shared<ThreadPool>(impl->config.node().handler_threads());
+  }
+  impl->middleware = std::move(options.middleware);
+  impl->source = impl->config.node().source().empty() ? DefaultSource() : impl->config.node().source();
+
+  TransportEnv env;
+  env.clock = impl->clock;
+  env.executor = impl->executor.get();
+  env.source = impl->source;
+  {
+    absl::MutexLock lock(&impl->transports_mu);
+    for (auto& [name, transport] : options.transports) impl->transports[name] = std::move(transport);
+    for (const auto& [name, tc] : impl->config.transports()) {
+      if (impl->transports.contains(name)) continue;
+      absl::StatusOr<std::unique_ptr<Transport>> t = impl->registry->Create(name, tc, env);
+      if (!t.ok()) {
+        return absl::Status(t.status().code(),
+                            Cat("transport \"", name, "\": ", t.status().message()));
+      }
+      impl->transports[name] = std::shared_ptr<Transport>(*std::move(t));
+    }
+    if (!impl->config.node().default_transport().empty()) {
+      impl->default_transport = impl->config.node().default_transport();
+    } else if (impl->transports.size() == 1) {
+      impl->default_transport = impl->transports.begin()->first;
+    } else {
+      // The embedded default: an inproc transport on the process-wide bus.
+      impl->default_transport = "inproc";
+      if (!impl->transports.contains("inproc")) {
+        v1::TransportConfig tc;
+        tc.set_type("inproc");
+        absl::StatusOr<std::unique_ptr<Transport>> t = MakeInprocTransport("inproc", tc, env);
+        if (!t.ok()) return t.status();
+        impl->transports["inproc"] = std::shared_ptr<Transport>(*std::move(t));
+      }
+    }
+  }
+  return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, RawHandler handler,
+                                                    HandlerOptions options) {
+  if (impl_->closed.load()) return absl::FailedPreconditionError("node is closed");
+  absl::StatusOr<std::shared_ptr<OpRuntime>> runtime = impl_->Runtime(operation);
+  if (!runtime.ok()) return runtime.status();
+  std::shared_ptr<OpRuntime> rt = *std::move(runtime);
+
+  Endpoint endpoint;
+  endpoint.operation = std::string(operation);
+  endpoint.address = rt->site.binding.address();
+  endpoint.max_in_flight = options.max_in_flight;
+  if (rt->site.style == Style::kEvent) {
+    if (options.group.empty()) {
+      return absl::InvalidArgumentError(Cat(
+          "event ", operation, ": a subscriber needs a group; set HandlerOptions.group"));
+    }
+    endpoint.group = options.group;
+  } else {
+    endpoint.group = options.group.empty() ? std::string(operation) : options.group;
+  }
+
+  auto inflight = std::make_shared<InFlight>();
+  auto shared_handler = std::make_shared<RawHandler>(std::move(handler));
+  Impl* impl = impl_.get();
+  Executor* executor = impl_->executor.get();
+
+  absl::StatusOr<std::unique_ptr<Subscription>> sub;
+  if (rt->site.style == Style::kRequest) {
+    sub = rt->transport->Serve(endpoint, [impl, executor, rt, inflight, shared_handler](
+                                             Envelope request, ReplyCallback reply) {
+      inflight->Enter();
+      executor->Post([impl, rt, inflight, shared_handler, request = std::move(request),
+                      reply = std::move(reply)]() mutable {
+        impl->Serve(rt, *shared_handler, std::move(request),
+                    [inflight, reply = std::move(reply)](absl::StatusOr<Envelope> out) mutable {
+                      std::move(reply)(std::move(out));
+                      inflight->Leave();
+                    });
+      });
+    });
+  } else {
+    DeliveryHandler on_delivery = [impl, executor, rt, inflight,
+                                   shared_handler](std::unique_ptr<Delivery> delivery) {
+      inflight->Enter();
+      executor->Post([impl, rt, inflight, shared_handler,
+                      delivery = std::move(delivery)]() mutable {
+        Envelope request = delivery->envelope();
+        auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
+        impl->Serve(rt, *shared_handler, std::move(request),
+                    [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope> out) mutable {
+                      impl->Settle(rt, std::move(*shared_delivery), std::move(out));
+                      inflight->Leave();
+                    });
+      });
+    };
+    sub = rt->site.style == Style::kCommand ? rt->transport->Consume(endpoint, on_delivery)
+                                            : rt->transport->Subscribe(endpoint, on_delivery);
+  }
+  if (!sub.ok()) return sub.status();
+
+  auto subscription = std::shared_ptr<Subscription>(*std::move(sub));
+  std::shared_ptr<Impl::Registrations> regs = impl_->registrations;
+  uint64_t id;
+  {
+    absl::MutexLock lock(&regs->mu);
+    id = regs->next_id++;
+    regs->stops[id] = [subscription, inflight]() mutable {
+      subscription.reset();  // no new deliveries; transport handler calls returned
+      inflight->WaitIdle();  // handlers already posted have finished
+    };
+  }
+  std::weak_ptr<Impl::Registrations> weak = regs;
+  return HandlerRegistration([weak, id] {
+    if (auto r = weak.lock()) r->Stop(id);
+  });
+}
+
+Future<std::string> Node::CallRaw(std::string_view operation, std::string payload,
+                                  CallOptions options) {
+  return CallImpl(operation, std::move(payload), std::move(options), nullptr);
+}
+
+Future<std::string> Node::CallImpl(std::string_view operation, std::string payload,
+                                   CallOptions options,
+                                   const google::protobuf::Descriptor* reply_type) {
+  auto [promise, future] = MakePromise<std::string>();
+  if (impl_->closed.load()) {
+    promise.Set(absl::FailedPreconditionError("node is closed"));
+    return std::move(future);
+  }
+  absl::StatusOr<std::shared_ptr<OpRuntime>> runtime = impl_->Runtime(operation);
+  if (!runtime.ok()) {
+    promise.Set(runtime.status());
+    return std::move(future);
+  }
+  std::shared_ptr<OpRuntime> rt = *std::move(runtime);
+  if (rt->fire_and_forget() && !IsEmptyType(reply_type)) {
+    promise.Set(absl::FailedPreconditionError(Cat(
+        "operation ", operation, " returns ", reply_type->full_name(),
+        ", so its caller needs a reply, but it is bound as ", StyleName(rt->site.style),
+        rt->site.style == Style::kCommand ? " without reply" : "",
+        "; bind it as request or command with reply: true")));
+    return std::move(future);
+  }
+
+  Clock& clock = *impl_->clock;
+  absl::Time now = clock.Now();
+  Envelope env;
+  env.id = NewMessageId();
+  env.source = impl_->source;
+  env.type = std::string(operation);
+  env.time = now;
+  if (!options.content_type.empty()) env.data_content_type = options.content_type;
+  env.subject = std::move(options.subject);
+  env.idempotency_key = options.idempotency_key.empty() ? env.id : std::move(options.idempotency_key);
+  env.style = rt->site.style;
+  env.extensions = std::move(options.extensions);
+  env.data = std::move(payload);
+
+  TraceParent span;
+  if (options.parent != nullptr) {
+    span = options.parent->span().Child();
+    env.tracestate = options.parent->tracestate();
+  } else {
+    TraceParent incoming;
+    if (TraceParent::Parse(options.traceparent, &incoming)) {
+      span = incoming.Child();
+      env.tracestate = std::move(options.tracestate);
+    } else {
+      if (!options.traceparent.empty()) impl_->invalid_traceparent.fetch_add(1);
+      span = TraceParent::NewRoot();
+    }
+  }
+  env.traceparent = span.ToString();
+
+  absl::Time deadline = options.deadline;
+  absl::Duration timeout = options.timeout > absl::ZeroDuration() ? options.timeout : rt->timeout;
+  if (timeout > absl::ZeroDuration()) deadline = std::min(deadline, now + timeout);
+  if (options.parent != nullptr && options.parent->deadline() != absl::InfiniteFuture()) {
+    deadline = std::min(deadline, options.parent->deadline() - rt->deadline_margin);
+  }
+  env.deadline = deadline;
+  if (env.has_deadline() && deadline <= now) {
+    promise.Set(absl::DeadlineExceededError(
+        Cat("operation ", operation, ": no time left before the call started")));
+    return std::move(future);
+  }
+
+  CallInfo& info = promise.info();
+  info.message_id = env.id;
+  info.idempotency_key = env.idempotency_key;
+  info.trace_id = span.TraceId();
+  info.traceparent = env.traceparent;
+
+  rt->client_chain(std::move(env), [promise = std::move(promise)](
+                                       absl::StatusOr<Envelope> reply) mutable {
+    if (!reply.ok()) {
+      promise.Set(reply.status());
+    } else if (!reply->status.ok()) {
+      promise.Set(reply->status);
+    } else {
+      promise.Set(std::move(reply->data));
+    }
+  });
+  return std::move(future);
+}
+
+absl::StatusOr<v1::OperationBinding> Node::Binding(std::string_view operation) const {
+  return impl_->BindingFor(operation);
+}
+
+Transport* Node::FindTransport(std::string_view name) const {
+  absl::ReaderMutexLock lock(&impl_->transports_mu);
+  auto it = impl_->transports.find(name);
+  return it == impl_->transports.end() ? nullptr : it->second.get();
+}
+
+const v1::Config& Node::config() const { return impl_->config; }
+Clock& Node::clock() const { return *impl_->clock; }
+Executor& Node::executor() const { return *impl_->executor; }
+const std::string& Node::source() const { return impl_->source; }
+
+void Node::Close() {
+  if (impl_->closed.exchange(true)) return;
+  // Stop every handler: no new deliveries, running ones finish.
+  std::map<uint64_t, std::function<void()>> stops;
+  {
+    absl::MutexLock lock(&impl_->registrations->mu);
+    stops.swap(impl_->registrations->stops);
+    impl_->registrations->closed = true;
+  }
+  for (auto& [id, stop] : stops) stop();
+
+  // Calls still waiting for a command reply will not get one from us.
+  std::unordered_map<std::string, Impl::PendingReply> pending;
+  std::map<std::string, Impl::Inbox, std::less<>> inboxes;
+  {
+    absl::MutexLock lock(&impl_->replies_mu);
+    pending.swap(impl_->pending);
+    inboxes.swap(impl_->inboxes);
+  }
+  for (auto& [id, p] : pending) {
+    p.timer.Cancel();
+    std::move(p.done)(absl::CancelledError("node closed before the reply arrived"));
+  }
+  inboxes.clear();
+  if (auto* pool = dynamic_cast<ThreadPool*>(impl_->executor.get())) {
+    if (impl_->executor.use_count() == 1) pool->Shutdown();
+  }
+  {
+    absl::MutexLock lock(&impl_->ops_mu);
+    impl_->ops.clear();
+  }
+  absl::MutexLock lock(&impl_->transports_mu);
+  impl_->transports.clear();
+}
+
+}  // namespace switchboard

@@ -1,0 +1,145 @@
+#include "switchboard/trace_context.h"
+
+#include <random>
+
+#include "absl/strings/str_split.h"
+
+namespace switchboard {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // upper case is invalid in traceparent
+}
+
+template <size_t N>
+bool ParseHex(std::string_view text, std::array<uint8_t, N>* out) {
+  if (text.size() != 2 * N) return false;
+  for (size_t i = 0; i < N; ++i) {
+    int hi = HexValue(text[2 * i]), lo = HexValue(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+template <size_t N>
+bool AllZero(const std::array<uint8_t, N>& a) {
+  for (uint8_t b : a)
+    if (b != 0) return false;
+  return true;
+}
+
+template <size_t N>
+void AppendHex(const std::array<uint8_t, N>& a, std::string* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (uint8_t b : a) {
+    out->push_back(kDigits[b >> 4]);
+    out->push_back(kDigits[b & 15]);
+  }
+}
+
+template <size_t N>
+void FillRandom(std::array<uint8_t, N>* a) {
+  do {
+    for (size_t i = 0; i < N; i += 8) {
+      uint64_t r = RandomU64();
+      for (size_t j = 0; j < 8 && i + j < N; ++j) (*a)[i + j] = static_cast<uint8_t>(r >> (8 * j));
+    }
+  } while (AllZero(*a));
+}
+
+}  // namespace
+
+uint64_t RandomU64() {
+  thread_local std::mt19937_64 gen([] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }());
+  return gen();
+}
+
+bool TraceParent::Parse(std::string_view h, TraceParent* out) {
+  // version "-" trace-id "-" parent-id "-" flags
+  if (h.size() < 55) return false;
+  int v_hi = HexValue(h[0]), v_lo = HexValue(h[1]);
+  if (v_hi < 0 || v_lo < 0) return false;
+  int version = v_hi << 4 | v_lo;
+  if (version == 0xff) return false;
+  if (version == 0 && h.size() != 55) return false;
+  // A future version may append fields after a '-'.
+  if (version > 0 && h.size() > 55 && h[55] != '-') return false;
+  if (h[2] != '-' || h[35] != '-' || h[52] != '-') return false;
+  TraceParent tp;
+  if (!ParseHex(h.substr(3, 32), &tp.trace_id_)) return false;
+  if (!ParseHex(h.substr(36, 16), &tp.span_id_)) return false;
+  std::array<uint8_t, 1> flags;
+  if (!ParseHex(h.substr(53, 2), &flags)) return false;
+  if (AllZero(tp.trace_id_) || AllZero(tp.span_id_)) return false;
+  tp.flags_ = flags[0];
+  *out = tp;
+  return true;
+}
+
+TraceParent TraceParent::NewRoot(bool sampled) {
+  TraceParent tp;
+  FillRandom(&tp.trace_id_);
+  FillRandom(&tp.span_id_);
+  tp.flags_ = sampled ? 1 : 0;
+  return tp;
+}
+
+TraceParent TraceParent::Child() const {
+  TraceParent tp = *this;
+  FillRandom(&tp.span_id_);
+  return tp;
+}
+
+std::string TraceParent::ToString() const {
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  AppendHex(trace_id_, &out);
+  out += '-';
+  AppendHex(span_id_, &out);
+  out += '-';
+  std::array<uint8_t, 1> f = {flags_};
+  AppendHex(f, &out);
+  return out;
+}
+
+std::string TraceParent::TraceId() const {
+  std::string out;
+  AppendHex(trace_id_, &out);
+  return out;
+}
+
+std::string TraceParent::SpanId() const {
+  std::string out;
+  AppendHex(span_id_, &out);
+  return out;
+}
+
+bool TraceParent::valid() const { return !AllZero(trace_id_) && !AllZero(span_id_); }
+
+bool IsValidTracestate(std::string_view tracestate) {
+  if (tracestate.empty()) return true;
+  if (tracestate.size() > 8192) return false;
+  int members = 0;
+  for (absl::string_view member : absl::StrSplit(absl::string_view(tracestate.data(), tracestate.size()), ',')) {
+    // Optional whitespace around members is allowed; empty members are ignored.
+    while (!member.empty() && (member.front() == ' ' || member.front() == '\t')) member.remove_prefix(1);
+    while (!member.empty() && (member.back() == ' ' || member.back() == '\t')) member.remove_suffix(1);
+    if (member.empty()) continue;
+    if (++members > 32) return false;
+    size_t eq = member.find('=');
+    if (eq == std::string_view::npos || eq == 0 || eq + 1 == member.size()) return false;
+    for (char c : member) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace switchboard

@@ -1,0 +1,60 @@
+#include "switchboard/clock.h"
+
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace switchboard {
+namespace {
+
+TEST(FakeClockTest, TimersFireInDueOrderOnAdvance) {
+  FakeClock clock;
+  std::vector<int> fired;
+  clock.RunAfter(absl::Milliseconds(30), [&] { fired.push_back(3); });
+  clock.RunAfter(absl::Milliseconds(10), [&] { fired.push_back(1); });
+  clock.RunAfter(absl::Milliseconds(20), [&] { fired.push_back(2); });
+  clock.Advance(absl::Milliseconds(15));
+  EXPECT_EQ(fired, std::vector<int>({1}));
+  clock.Advance(absl::Milliseconds(15));
+  EXPECT_EQ(fired, std::vector<int>({1, 2, 3}));
+  EXPECT_EQ(clock.PendingTimers(), 0u);
+}
+
+TEST(FakeClockTest, CancelledTimerNeverFires) {
+  FakeClock clock;
+  bool fired = false;
+  TimerHandle h = clock.RunAfter(absl::Seconds(1), [&] { fired = true; });
+  EXPECT_TRUE(h.Cancel());
+  EXPECT_FALSE(h.Cancel());
+  clock.Advance(absl::Seconds(2));
+  EXPECT_FALSE(fired);
+}
+
+TEST(FakeClockTest, TimerSeesItsDueTimeAndCanScheduleMore) {
+  FakeClock clock;
+  absl::Time start = clock.Now();
+  std::vector<absl::Duration> seen;
+  clock.RunAfter(absl::Seconds(1), [&] {
+    seen.push_back(clock.Now() - start);
+    clock.RunAfter(absl::Seconds(1), [&] { seen.push_back(clock.Now() - start); });
+  });
+  clock.Advance(absl::Seconds(5));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], absl::Seconds(1));
+  EXPECT_EQ(seen[1], absl::Seconds(2));
+  EXPECT_EQ(clock.Now() - start, absl::Seconds(5));
+}
+
+TEST(RealClockTest, RunsATimer) {
+  absl::Mutex mu;
+  bool fired = false;
+  Clock::Real().RunAfter(absl::Milliseconds(1), [&] {
+    absl::MutexLock lock(&mu);
+    fired = true;
+  });
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&fired), absl::Seconds(10)));
+}
+
+}  // namespace
+}  // namespace switchboard

@@ -1,0 +1,110 @@
+#include "switchboard/envelope.h"
+
+#include "gtest/gtest.h"
+#include "switchboard/status.h"
+#include "switchboard/v1/envelope.pb.h"
+
+namespace switchboard {
+namespace {
+
+Envelope Full() {
+  Envelope e;
+  e.id = NewMessageId();
+  e.source = "//test/a";
+  e.type = "orders.v1.Orders/PlaceOrder";
+  e.time = absl::FromUnixMillis(1'700'000'000'123);
+  e.data_content_type = "application/json";
+  e.subject = "order-1";
+  e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  e.tracestate = "a=b";
+  e.idempotency_key = "key-1";
+  e.deadline = absl::FromUnixMillis(1'700'000'005'000);
+  e.correlation_id = "corr";
+  e.reply_to = "inbox";
+  e.attempt = 3;
+  e.style = Style::kCommand;
+  e.status = absl::NotFoundError("nope");
+  e.extensions["custom"] = "x";
+  e.data = std::string("\0\1\2", 3);
+  return e;
+}
+
+TEST(EnvelopeTest, ProtoRoundTripKeepsEveryAttribute) {
+  Envelope in = Full();
+  v1::Envelope proto;
+  ToProto(in, &proto);
+  Envelope out;
+  ASSERT_TRUE(FromProto(proto, &out).ok());
+  EXPECT_EQ(out.id, in.id);
+  EXPECT_EQ(out.source, in.source);
+  EXPECT_EQ(out.type, in.type);
+  EXPECT_EQ(out.time, in.time);
+  EXPECT_EQ(out.data_content_type, in.data_content_type);
+  EXPECT_EQ(out.subject, in.subject);
+  EXPECT_EQ(out.traceparent, in.traceparent);
+  EXPECT_EQ(out.tracestate, in.tracestate);
+  EXPECT_EQ(out.idempotency_key, in.idempotency_key);
+  EXPECT_EQ(out.deadline, in.deadline);
+  EXPECT_EQ(out.correlation_id, in.correlation_id);
+  EXPECT_EQ(out.reply_to, in.reply_to);
+  EXPECT_EQ(out.attempt, 3);
+  EXPECT_EQ(out.style, Style::kCommand);
+  EXPECT_EQ(out.status, in.status);
+  EXPECT_EQ(out.extensions, in.extensions);
+  EXPECT_EQ(out.data, in.data);
+}
+
+TEST(EnvelopeTest, FromProtoRejectsMissingAttributes) {
+  v1::Envelope proto;
+  Envelope out;
+  absl::Status s = FromProto(proto, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("`id`"), std::string::npos);
+  proto.set_id("x");
+  s = FromProto(proto, &out);
+  EXPECT_NE(s.message().find("`type`"), std::string::npos);
+  proto.set_type("t");
+  proto.set_spec_version("0.3");
+  s = FromProto(proto, &out);
+  EXPECT_NE(s.message().find("specversion"), std::string::npos);
+  proto.set_spec_version("1.0");
+  proto.set_attempt(-2);
+  EXPECT_EQ(FromProto(proto, &out).code(), absl::StatusCode::kInvalidArgument);
+  proto.set_status_code(9999);
+  proto.set_attempt(1);
+  ASSERT_TRUE(FromProto(proto, &out).ok());
+  EXPECT_EQ(out.status.code(), absl::StatusCode::kUnknown);
+}
+
+TEST(EnvelopeTest, Rfc3339RoundTrip) {
+  absl::Time t = absl::FromUnixMicros(1'700'000'000'123'456);
+  std::string s = FormatRfc3339(t);
+  EXPECT_EQ(s, "2023-11-14T22:13:20.123456Z");
+  EXPECT_EQ(*ParseRfc3339(s), t);
+  EXPECT_EQ(*ParseRfc3339("2023-11-14T23:13:20.123456+01:00"), t);
+  EXPECT_EQ(ParseRfc3339("yesterday").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EnvelopeTest, MessageIdsAreUuidV7AndUnique) {
+  std::string a = NewMessageId(), b = NewMessageId();
+  EXPECT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[14], '7');
+  EXPECT_NE(a, b);
+}
+
+TEST(StatusTest, OneRuleDecidesRetryability) {
+  EXPECT_TRUE(IsRetryable(absl::UnavailableError("")));
+  EXPECT_TRUE(IsRetryable(absl::ResourceExhaustedError("")));
+  EXPECT_FALSE(IsRetryable(absl::InvalidArgumentError("")));
+  EXPECT_FALSE(IsRetryable(absl::NotFoundError("")));
+  EXPECT_FALSE(CountsAsFailure(absl::InvalidArgumentError("")));
+  EXPECT_TRUE(CountsAsFailure(absl::InternalError("")));
+  absl::StatusCode code;
+  ASSERT_TRUE(ParseCode("deadline_exceeded", &code));
+  EXPECT_EQ(code, absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(CodeName(absl::StatusCode::kUnavailable), "UNAVAILABLE");
+  EXPECT_FALSE(ParseCode("NOPE", &code));
+}
+
+}  // namespace
+}  // namespace switchboard

@@ -1,0 +1,56 @@
+#include "switchboard/future.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace switchboard {
+namespace {
+
+TEST(FutureTest, ThenRunsWhenSet) {
+  auto [p, f] = MakePromise<int>();
+  int got = 0;
+  std::move(f).Then([&](absl::StatusOr<int> v) { got = *v; });
+  EXPECT_EQ(got, 0);
+  p.Set(7);
+  EXPECT_EQ(got, 7);
+}
+
+TEST(FutureTest, ThenRunsInlineWhenReady) {
+  auto f = Future<int>::Ready(absl::NotFoundError("x"));
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::move(f).Then([&](absl::StatusOr<int> v) { code = v.status().code(); });
+  EXPECT_EQ(code, absl::StatusCode::kNotFound);
+}
+
+TEST(FutureTest, DroppedPromiseCancels) {
+  Future<int> f;
+  {
+    Promise<int> p;
+    f = p.GetFuture();
+  }
+  EXPECT_EQ(std::move(f).Get().status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(FutureTest, GetBlocksUntilOtherThreadSets) {
+  auto [p, f] = MakePromise<std::string>();
+  std::thread t([p = std::move(p)]() mutable { p.Set(std::string("hi")); });
+  EXPECT_EQ(*std::move(f).Get(), "hi");
+  t.join();
+}
+
+TEST(FutureTest, GetForTimesOut) {
+  auto [p, f] = MakePromise<int>();
+  EXPECT_EQ(std::move(f).GetFor(absl::Milliseconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(FutureTest, FirstResultWins) {
+  auto [p, f] = MakePromise<int>();
+  p.Set(1);
+  p.Set(2);
+  EXPECT_EQ(*std::move(f).Get(), 1);
+}
+
+}  // namespace
+}  // namespace switchboard

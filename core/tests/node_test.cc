@@ -1,0 +1,351 @@
+#include "switchboard/node.h"
+
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "switchboard/inproc_transport.h"
+#include "switchboard/test/v1/echo.pb.h"
+
+namespace switchboard {
+namespace {
+
+using test::v1::EchoReply;
+using test::v1::EchoRequest;
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kWait = absl::Seconds(10);
+
+std::string UniqueName(std::string_view base) {
+  static std::atomic<int> n{0};
+  return std::string(base) + "." + NewMessageId().substr(0, 8) + std::to_string(n++);
+}
+
+// A config with one inproc transport on a bus private to the test and the
+// operation `op` bound as `style`.
+v1::Config ConfigFor(const std::string& op, v1::Style style, bool reply = false,
+                     const std::string& timeout = "") {
+  v1::Config config;
+  auto& t = (*config.mutable_transports())["local"];
+  t.set_type("inproc");
+  t.mutable_inproc()->set_bus(UniqueName("bus"));
+  auto& b = (*config.mutable_operations())[op];
+  b.set_style(style);
+  b.set_reply(reply);
+  b.set_transport("local");
+  if (!timeout.empty()) {
+    auto& p = (*config.mutable_policies())["p"];
+    absl::Duration d;
+    EXPECT_TRUE(absl::ParseDuration(timeout, &d));
+    p.mutable_timeout()->set_seconds(absl::ToInt64Seconds(d));
+    p.mutable_timeout()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(d - absl::Seconds(absl::ToInt64Seconds(d)))));
+    b.set_policy("p");
+  }
+  return config;
+}
+
+int ThreadCount() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+TEST(NodeTest, RequestRoundTrip) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto reg = (*node)->Handle(op, [](Context& ctx, const EchoRequest& req) -> absl::StatusOr<EchoReply> {
+    EchoReply r;
+    r.set_text("echo: " + req.text());
+    r.set_attempt(ctx.attempt());
+    return r;
+  });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EchoRequest req;
+  req.set_text("hi");
+  absl::StatusOr<EchoReply> reply = (*node)->Call(op, req).GetFor(kWait);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->text(), "echo: hi");
+  EXPECT_EQ(reply->attempt(), 1);
+}
+
+// The same caller and handler code under every style: only the binding changes.
+TEST(NodeTest, SameCodeUnderEveryStyle) {
+  struct Case {
+    v1::Style style;
+    bool reply;
+  };
+  for (Case c : {Case{v1::STYLE_REQUEST, false}, Case{v1::STYLE_COMMAND, true}}) {
+    std::string name = UniqueName("t.Echo/Say");
+    Operation<EchoRequest, EchoReply> op{name};
+    auto node = Node::Create(ConfigFor(name, c.style, c.reply));
+    ASSERT_TRUE(node.ok()) << node.status();
+    auto reg = (*node)->Handle(op, [](Context& ctx, const EchoRequest& req) -> absl::StatusOr<EchoReply> {
+      EchoReply r;
+      r.set_text(req.text());
+      r.set_handled_by(std::string(StyleName(ctx.style())));
+      return r;
+    });
+    ASSERT_TRUE(reg.ok());
+    EchoRequest req;
+    req.set_text("same");
+    auto reply = (*node)->Call(op, req).GetFor(kWait);
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    EXPECT_EQ(reply->text(), "same");
+    EXPECT_EQ(reply->handled_by(), c.style == v1::STYLE_REQUEST ? "request" : "command");
+  }
+}
+
+TEST(NodeTest, FireAndForgetStylesResolveOnAcceptance) {
+  for (v1::Style style : {v1::STYLE_COMMAND, v1::STYLE_EVENT}) {
+    std::string name = UniqueName("t.Echo/Fire");
+    Operation<EchoRequest, google::protobuf::Empty> op{name};
+    auto node = Node::Create(ConfigFor(name, style));
+    ASSERT_TRUE(node.ok()) << node.status();
+    absl::Notification handled;
+    HandlerOptions options;
+    options.group = "g";
+    auto reg = (*node)->Handle(
+        op,
+        [&](Context&, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
+          handled.Notify();
+          return google::protobuf::Empty();
+        },
+        options);
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    Future<google::protobuf::Empty> f = (*node)->Call(op, EchoRequest());
+    EXPECT_FALSE(f.info().message_id.empty());
+    ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
+    EXPECT_TRUE(handled.WaitForNotificationWithTimeout(kWait));
+  }
+}
+
+TEST(NodeTest, CallerThatNeedsAReplyIsRefusedOnFireAndForgetBinding) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_EVENT));
+  ASSERT_TRUE(node.ok());
+  absl::Status s = (*node)->Call(op, EchoRequest()).GetFor(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("bind it as request or command with reply: true"));
+}
+
+TEST(NodeTest, EventSubscriberNeedsAGroup) {
+  std::string name = UniqueName("t.Tick");
+  Operation<EchoRequest, google::protobuf::Empty> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_EVENT));
+  ASSERT_TRUE(node.ok());
+  auto reg = (*node)->Handle(op, [](Context&, const EchoRequest&) {
+    return absl::StatusOr<google::protobuf::Empty>(google::protobuf::Empty());
+  });
+  EXPECT_EQ(reg.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(reg.status().message()), HasSubstr("HandlerOptions.group"));
+}
+
+TEST(NodeTest, DeadlineExceededWithInjectedClock) {
+  FakeClock clock;
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  Node::Options options;
+  options.clock = &clock;
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST, false, "200ms"), std::move(options));
+  ASSERT_TRUE(node.ok());
+  absl::Time seen_deadline;
+  absl::Notification started;
+  std::vector<Promise<EchoReply>> held;
+  absl::Mutex mu;
+  auto reg = (*node)->Handle(op, [&](Context& ctx, const EchoRequest&) {
+    auto [p, f] = MakePromise<EchoReply>();
+    absl::MutexLock lock(&mu);
+    seen_deadline = ctx.deadline();
+    held.push_back(std::move(p));  // never answered
+    started.Notify();
+    return std::move(f);
+  });
+  ASSERT_TRUE(reg.ok());
+  absl::Time expected = clock.Now() + absl::Milliseconds(200);
+  Future<EchoReply> f = (*node)->Call(op, EchoRequest());
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+  EXPECT_FALSE(f.ready());
+  clock.Advance(absl::Milliseconds(200));
+  absl::Status s = std::move(f).GetFor(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(seen_deadline, expected);
+  held.clear();
+}
+
+// 10,000 requests in flight at once to a slow handler: they all complete, and
+// the process does not grow a thread per call.
+TEST(NodeTest, TenThousandInFlightWithoutAThreadPerCall) {
+  FakeClock clock;
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  Node::Options options;
+  options.clock = &clock;
+  options.executor = std::make_shared<ThreadPool>(4);
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST, false, "60s"), std::move(options));
+  ASSERT_TRUE(node.ok());
+  absl::Mutex mu;
+  std::vector<std::pair<Promise<EchoReply>, std::string>> slow;  // answered when the clock moves
+  auto reg = (*node)->Handle(op, [&](Context&, const EchoRequest& req) {
+    auto [p, f] = MakePromise<EchoReply>();
+    absl::MutexLock lock(&mu);
+    slow.emplace_back(std::move(p), req.text());
+    return std::move(f);
+  });
+  ASSERT_TRUE(reg.ok());
+  int threads_before = ThreadCount();
+  constexpr int kCalls = 10'000;
+  std::vector<Future<EchoReply>> calls;
+  calls.reserve(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    EchoRequest req;
+    req.set_text(std::to_string(i));
+    calls.push_back((*node)->Call(op, req));
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto all_in = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return slow.size() == kCalls; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_in), absl::Seconds(60)));
+  }
+  int threads_during = ThreadCount();
+  EXPECT_LT(threads_during - threads_before, 8) << "threads grew with in-flight calls";
+  for (const auto& c : calls) EXPECT_FALSE(c.ready());
+  {
+    absl::MutexLock lock(&mu);
+    for (auto& [p, text] : slow) {
+      EchoReply r;
+      r.set_text(text);
+      p.Set(r);
+    }
+    slow.clear();
+  }
+  for (int i = 0; i < kCalls; ++i) {
+    auto r = std::move(calls[i]).GetFor(kWait);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->text(), std::to_string(i));
+  }
+}
+
+TEST(NodeTest, DownstreamCallInheritsTraceAndDeadline) {
+  std::string outer_name = UniqueName("t.Outer/Say");
+  std::string inner_name = UniqueName("t.Inner/Say");
+  Operation<EchoRequest, EchoReply> outer{outer_name}, inner{inner_name};
+  v1::Config config = ConfigFor(outer_name, v1::STYLE_REQUEST, false, "5s");
+  (*config.mutable_operations())[inner_name] = config.operations().at(outer_name);
+  auto node = Node::Create(config);
+  ASSERT_TRUE(node.ok());
+  std::string outer_trace, inner_trace, outer_span, inner_parent;
+  absl::Time outer_deadline, inner_deadline;
+  auto r1 = (*node)->Handle(inner, [&](Context& ctx, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    inner_trace = ctx.trace_id();
+    inner_parent = ctx.envelope().traceparent;
+    inner_deadline = ctx.deadline();
+    return EchoReply();
+  });
+  auto r2 = (*node)->Handle(outer, [&](Context& ctx, const EchoRequest& req) -> absl::StatusOr<EchoReply> {
+    outer_trace = ctx.trace_id();
+    outer_span = ctx.span().SpanId();
+    outer_deadline = ctx.deadline();
+    CallOptions o;
+    o.parent = &ctx;
+    return ctx.node().Call(inner, req, o).GetFor(kWait);
+  });
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  CallOptions o;
+  o.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  ASSERT_TRUE((*node)->Call(outer, EchoRequest(), o).GetFor(kWait).ok());
+  EXPECT_EQ(outer_trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(inner_trace, outer_trace);
+  EXPECT_NE(inner_parent.find(outer_trace), std::string::npos);
+  EXPECT_LE(inner_deadline, outer_deadline);
+}
+
+TEST(NodeTest, InvalidIncomingTraceparentStartsANewTrace) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  std::string seen_state;
+  auto reg = (*node)->Handle(op, [&](Context& ctx, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    seen_state = ctx.tracestate();
+    return EchoReply();
+  });
+  CallOptions o;
+  o.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+  o.tracestate = "vendor=1";
+  Future<EchoReply> f = (*node)->Call(op, EchoRequest(), o);
+  std::string trace_id = f.info().trace_id;
+  ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
+  EXPECT_EQ(trace_id.size(), 32u);
+  EXPECT_NE(trace_id, "00000000000000000000000000000000");
+  EXPECT_EQ(seen_state, "") << "tracestate of an invalid traceparent must be dropped";
+}
+
+TEST(NodeTest, HandlerExceptionBecomesInternalForARequest) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  auto reg = (*node)->Handle(op, [](Context&, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    throw std::runtime_error("boom");
+  });
+  absl::Status s = (*node)->Call(op, EchoRequest()).GetFor(kWait).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("boom"));
+}
+
+TEST(NodeTest, CloseWaitsForRunningHandlerAndRefusesNewCalls) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  absl::Notification started, release;
+  std::atomic<bool> finished{false};
+  auto reg = (*node)->Handle(op, [&](Context&, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    started.Notify();
+    release.WaitForNotificationWithTimeout(kWait);
+    finished = true;
+    return EchoReply();
+  });
+  Future<EchoReply> f = (*node)->Call(op, EchoRequest());
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+  // Releases the handler once Close() has begun: a closing node refuses new
+  // handlers with FailedPrecondition, without side effects.
+  std::thread releaser([&] {
+    RawHandler noop = [](Context&, const Envelope&, auto done) { std::move(done)(std::string()); };
+    for (int i = 0; i < 1'000'000; ++i) {
+      auto probe = (*node)->HandleRaw(UniqueName("t.Probe/Say"), noop);
+      if (probe.status().code() == absl::StatusCode::kFailedPrecondition) break;
+      std::this_thread::yield();
+    }
+    release.Notify();
+  });
+  (*node)->Close();
+  EXPECT_TRUE(finished) << "Close returned while a handler was running";
+  releaser.join();
+  EXPECT_TRUE(std::move(f).GetFor(kWait).ok());
+  EXPECT_EQ((*node)->Call(op, EchoRequest()).GetFor(kWait).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(NodeTest, UnknownTransportInBindingIsAConfigError) {
+  std::string name = UniqueName("t.Echo/Say");
+  v1::Config config = ConfigFor(name, v1::STYLE_REQUEST);
+  (*config.mutable_operations())[name].set_transport("nowhere");
+  auto node = Node::Create(config);
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(node.status().message()), HasSubstr("nowhere"));
+}
+
+}  // namespace
+}  // namespace switchboard

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/descriptor.h"
+#include "builtin_middleware.h"
 #include "switchboard/config.h"
 #include "switchboard/inproc_transport.h"
 #include "switchboard/status.h"
@@ -134,6 +135,7 @@ class Node::Impl {
   std::string source;
   std::string default_transport;
   Node* node = nullptr;
+  std::shared_ptr<NodeServices> services;
 
   absl::Mutex transports_mu;
   std::map<std::string, std::shared_ptr<Transport>, std::less<>> transports
@@ -581,8 +583,14 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options op
   if (!impl->executor) {
     impl->executor = std::make_shared<ThreadPool>(impl->config.node().handler_threads());
   }
-  impl->middleware = std::move(options.middleware);
   impl->source = impl->config.node().source().empty() ? DefaultSource() : impl->config.node().source();
+  impl->services = std::make_shared<NodeServices>();
+  impl->services->clock = impl->clock;
+  impl->services->source = impl->source;
+  // Built-in policies first (outermost), then the caller's own, innermost.
+  impl->middleware = BuiltinMiddleware(impl->services);
+  for (auto& f : options.middleware.client) impl->middleware.client.push_back(std::move(f));
+  for (auto& f : options.middleware.server) impl->middleware.server.push_back(std::move(f));
 
   TransportEnv env;
   env.clock = impl->clock;

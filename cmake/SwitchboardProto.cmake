@@ -3,7 +3,7 @@
 # Generates C++ from .proto files (paths relative to the first import dir)
 # into the build tree and builds them as a static library.
 function(switchboard_proto_library)
-  cmake_parse_arguments(ARG "GRPC" "NAME" "PROTOS;IMPORT_DIRS;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "GRPC;SWITCHBOARD" "NAME" "PROTOS;IMPORT_DIRS;DEPS" ${ARGN})
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/gen)
   file(MAKE_DIRECTORY ${out_dir})
   set(import_flags -I${Protobuf_INCLUDE_DIR})
@@ -21,16 +21,45 @@ function(switchboard_proto_library)
       list(APPEND gen ${out_dir}/${base}.grpc.pb.cc ${out_dir}/${base}.grpc.pb.h)
       list(APPEND cmd --grpc_out=${out_dir} --plugin=protoc-gen-grpc=${SWITCHBOARD_GRPC_CPP_PLUGIN})
     endif()
+    set(plugin_dep)
+    if(ARG_SWITCHBOARD)
+      list(APPEND gen ${out_dir}/${base}.switchboard.cc ${out_dir}/${base}.switchboard.h)
+      list(APPEND cmd --switchboard_out=${out_dir}
+                      --plugin=protoc-gen-switchboard=$<TARGET_FILE:protoc-gen-switchboard>)
+      set(plugin_dep protoc-gen-switchboard)
+    endif()
     add_custom_command(OUTPUT ${gen} COMMAND ${cmd}
-                       DEPENDS ${root}/${proto} COMMENT "protoc ${proto}" VERBATIM)
+                       DEPENDS ${root}/${proto} ${plugin_dep} COMMENT "protoc ${proto}" VERBATIM)
     list(APPEND srcs ${out_dir}/${base}.pb.cc)
     if(ARG_GRPC)
       list(APPEND srcs ${out_dir}/${base}.grpc.pb.cc)
+    endif()
+    if(ARG_SWITCHBOARD)
+      list(APPEND srcs ${out_dir}/${base}.switchboard.cc)
     endif()
   endforeach()
   add_library(${ARG_NAME} STATIC ${srcs})
   target_include_directories(${ARG_NAME} PUBLIC ${out_dir})
   target_link_libraries(${ARG_NAME} PUBLIC protobuf::libprotobuf ${ARG_DEPS})
-  # Generated code is not ours to warn about.
-  target_compile_options(${ARG_NAME} PRIVATE -w)
+  if(ARG_SWITCHBOARD)
+    target_link_libraries(${ARG_NAME} PUBLIC switchboard::core)
+    # protoc's own output is not ours to warn about; ours must be clean.
+    set_source_files_properties(${srcs} PROPERTIES COMPILE_OPTIONS "-w")
+    foreach(proto ${ARG_PROTOS})
+      string(REGEX REPLACE "\\.proto$" "" base ${proto})
+      set_source_files_properties(${out_dir}/${base}.switchboard.cc PROPERTIES COMPILE_OPTIONS "-Wall;-Wextra;-Werror")
+    endforeach()
+  else()
+    target_compile_options(${ARG_NAME} PRIVATE -w)
+  endif()
+endfunction()
+
+# switchboard_generate(NAME target PROTOS a.proto ... IMPORT_DIRS dir ... [DEPS ...])
+# Runs protoc and protoc-gen-switchboard: a library with the messages, the
+# typed clients, handler interfaces and registration functions of every
+# annotated service in PROTOS (see adapters/codegen/).
+function(switchboard_generate)
+  cmake_parse_arguments(ARG "" "NAME" "PROTOS;IMPORT_DIRS;DEPS" ${ARGN})
+  switchboard_proto_library(NAME ${ARG_NAME} PROTOS ${ARG_PROTOS} IMPORT_DIRS ${ARG_IMPORT_DIRS}
+                            DEPS switchboard::proto ${ARG_DEPS} SWITCHBOARD)
 endfunction()

@@ -19,7 +19,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "orders/v1/orders.pb.h"
+#include "orders/v1/orders.switchboard.h"
 #include "switchboard/builtin_transports.h"
 #include "switchboard/config.h"
 #include "switchboard/node.h"
@@ -28,16 +28,12 @@ namespace {
 
 using orders::v1::GetProfileRequest;
 using orders::v1::OrderPlaced;
+using orders::v1::OrderPlacedEvent;
 using orders::v1::PlaceOrderReply;
 using orders::v1::PlaceOrderRequest;
 using orders::v1::Profile;
 using switchboard::Context;
 using switchboard::Node;
-using switchboard::Operation;
-
-constexpr Operation<GetProfileRequest, Profile> kGetProfile{"orders.v1.Profiles/GetProfile"};
-constexpr Operation<PlaceOrderRequest, PlaceOrderReply> kPlaceOrder{"orders.v1.Orders/PlaceOrder"};
-constexpr Operation<OrderPlaced, google::protobuf::Empty> kOrderPlaced{"orders.v1.OrderPlaced"};
 
 constexpr char kDefaultConfig[] = R"(
 node: { source: //orders-demo }
@@ -98,6 +94,61 @@ class Tally {
   std::map<std::string, int> counts_ ABSL_GUARDED_BY(mu_);
 };
 
+// Serves orders.v1.Profiles.
+class ProfileService final : public orders::v1::ProfilesHandler {
+ public:
+  explicit ProfileService(Journal& journal) : journal_(journal) {}
+
+  absl::StatusOr<Profile> GetProfile(Context& ctx, const GetProfileRequest& req) override {
+    if (req.user_id().empty()) return absl::InvalidArgumentError("user_id is empty");
+    Profile p;
+    p.set_user_id(req.user_id());
+    p.set_name("Ada Lovelace");
+    p.set_email("ada@example.com");
+    p.set_tier("gold");
+    journal_.Step("GetProfile", ctx, "profile-service", "tier=gold");
+    return p;
+  }
+
+ private:
+  Journal& journal_;
+};
+
+// Serves orders.v1.Orders: stores the order and publishes OrderPlaced in the
+// same trace, within the remaining deadline.
+class OrderService final : public orders::v1::OrdersHandler {
+ public:
+  OrderService(Node& node, std::string name, Journal& journal, std::atomic<int>& next_order)
+      : node_(node), name_(std::move(name)), journal_(journal), next_order_(next_order) {}
+
+  absl::StatusOr<PlaceOrderReply> PlaceOrder(Context& ctx, const PlaceOrderRequest& req) override {
+    if (req.items().empty()) return absl::InvalidArgumentError("an order needs items");
+    int64_t total = 0;
+    for (const auto& item : req.items()) total += item.quantity() * item.unit_price_cents();
+    PlaceOrderReply reply;
+    reply.set_order_id("ord-" + std::to_string(next_order_++));
+    reply.set_total_cents(total);
+    reply.set_status("accepted");
+    journal_.Step("PlaceOrder", ctx, name_, reply.order_id());
+    OrderPlaced event;
+    event.set_order_id(reply.order_id());
+    event.set_user_id(req.user_id());
+    event.set_total_cents(total);
+    switchboard::CallOptions o;
+    o.parent = &ctx;  // same trace, remaining deadline
+    o.idempotency_key = "placed-" + reply.order_id();
+    auto published = OrderPlacedEvent::Publish(node_, event, o).GetFor(absl::Seconds(10));
+    if (!published.ok()) return published.status();
+    return reply;
+  }
+
+ private:
+  Node& node_;
+  std::string name_;
+  Journal& journal_;
+  std::atomic<int>& next_order_;
+};
+
 absl::StatusOr<std::unique_ptr<Node>> NewService(const switchboard::v1::Config& config,
                                                  const std::string& name) {
   switchboard::v1::Config c = config;
@@ -154,50 +205,28 @@ int main(int argc, char** argv) {
     }
     registrations.push_back(*std::move(r));
   };
+  auto keepAll = [&](absl::StatusOr<std::vector<switchboard::HandlerRegistration>> r,
+                     std::string_view what) {
+    if (!r.ok()) {
+      std::cerr << "orders_demo: cannot serve " << what << ": " << r.status() << "\n";
+      std::exit(1);
+    }
+    for (auto& reg : *r) registrations.push_back(std::move(reg));
+  };
 
   // The profile service.
+  ProfileService profile_service(journal);
   Node* profiles = add("profile-service");
-  keep(profiles->Handle(kGetProfile,
-                        [&](Context& ctx, const GetProfileRequest& req) -> absl::StatusOr<Profile> {
-                          if (req.user_id().empty()) return absl::InvalidArgumentError("user_id is empty");
-                          Profile p;
-                          p.set_user_id(req.user_id());
-                          p.set_name("Ada Lovelace");
-                          p.set_email("ada@example.com");
-                          p.set_tier("gold");
-                          journal.Step("GetProfile", ctx, "profile-service", "tier=gold");
-                          return p;
-                        }),
-       "GetProfile");
+  keepAll(orders::v1::RegisterProfiles(*profiles, profile_service), "Profiles");
 
   // Two instances of the order service compete for PlaceOrder.
   std::atomic<int> next_order{1000};
+  std::vector<std::unique_ptr<OrderService>> order_services;
   for (int i = 1; i <= 2; ++i) {
     std::string name = "orders-service#" + std::to_string(i);
     Node* node = add(name);
-    keep(node->Handle(kPlaceOrder,
-                      [&, node, name](Context& ctx, const PlaceOrderRequest& req)
-                          -> absl::StatusOr<PlaceOrderReply> {
-                        if (req.items().empty()) return absl::InvalidArgumentError("an order needs items");
-                        int64_t total = 0;
-                        for (const auto& item : req.items()) total += item.quantity() * item.unit_price_cents();
-                        PlaceOrderReply reply;
-                        reply.set_order_id("ord-" + std::to_string(next_order++));
-                        reply.set_total_cents(total);
-                        reply.set_status("accepted");
-                        journal.Step("PlaceOrder", ctx, name, reply.order_id());
-                        OrderPlaced event;
-                        event.set_order_id(reply.order_id());
-                        event.set_user_id(req.user_id());
-                        event.set_total_cents(total);
-                        switchboard::CallOptions o;
-                        o.parent = &ctx;  // same trace, remaining deadline
-                        o.idempotency_key = "placed-" + reply.order_id();
-                        auto published = node->Call(kOrderPlaced, event, o).GetFor(absl::Seconds(10));
-                        if (!published.ok()) return published.status();
-                        return reply;
-                      }),
-         "PlaceOrder");
+    order_services.push_back(std::make_unique<OrderService>(*node, name, journal, next_order));
+    keepAll(orders::v1::RegisterOrders(*node, *order_services.back()), "Orders");
   }
 
   // Subscribers of OrderPlaced: payment has two instances (one gets each event).
@@ -211,21 +240,20 @@ int main(int argc, char** argv) {
                                          {"analytics", "analytics#1"}};
   for (const auto& s : subscribers) {
     Node* node = add(s.instance);
-    switchboard::HandlerOptions options;
-    options.group = s.group;
-    keep(node->Handle(
-             kOrderPlaced,
+    keep(OrderPlacedEvent::Subscribe(
+             *node, s.group,
              [&, s](Context& ctx, const OrderPlaced& e) -> absl::StatusOr<google::protobuf::Empty> {
                journal.Step("OrderPlaced -> " + s.group, ctx, s.instance, e.order_id());
                tally.Add(s.group);
                return google::protobuf::Empty();
-             },
-             options),
+             }),
          "OrderPlaced");
   }
 
   // The caller.
   Node* shop = add("shop-frontend");
+  orders::v1::ProfilesClient profile_client(*shop);
+  orders::v1::OrdersClient order_client(*shop);
   std::printf("Switchboard order flow: %d order(s)\n", orders);
   for (const auto& [op, b] : config.operations()) {
     std::printf("  binding %-32s style=%s%s transport=%s\n", op.c_str(),
@@ -235,7 +263,7 @@ int main(int argc, char** argv) {
   std::printf("\n");
   GetProfileRequest who;
   who.set_user_id("u-42");
-  auto profile_call = shop->Call(kGetProfile, who);
+  auto profile_call = profile_client.GetProfile(who);
   std::string trace = profile_call.info().trace_id;
   auto profile = std::move(profile_call).GetFor(absl::Seconds(10));
   if (!profile.ok()) return Fail(profile.status());
@@ -251,7 +279,7 @@ int main(int argc, char** argv) {
     item->set_sku("book-" + std::to_string(i));
     item->set_quantity(i + 1);
     item->set_unit_price_cents(1250);
-    auto call = shop->Call(kPlaceOrder, order);
+    auto call = order_client.PlaceOrder(order);
     std::string order_trace = call.info().trace_id;
     auto reply = std::move(call).GetFor(absl::Seconds(20));
     if (!reply.ok()) return Fail(reply.status());

@@ -483,6 +483,7 @@ std::vector<std::string> KnownTypes(const ConfigOptions& options) {
   std::set<std::string> types;
   for (std::string& t : registry.Types()) types.insert(std::move(t));
   if (options.registry == nullptr) types.insert(std::begin(kBuiltinTypes), std::end(kBuiltinTypes));
+  types.insert(options.extra_types.begin(), options.extra_types.end());
   return {types.begin(), types.end()};
 }
 

@@ -1,6 +1,5 @@
 #include "switchboard/envelope.h"
 
-#include <cstdio>
 
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/util/time_util.h"
@@ -132,12 +131,18 @@ std::string NewMessageId() {
   uint64_t r1 = RandomU64(), r2 = RandomU64();
   uint64_t hi = (ms << 16) | 0x7000 | (r1 & 0x0fff);
   uint64_t lo = (r2 & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
-                static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-                static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
-  return buf;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  int pos = 0;
+  auto put = [&](uint64_t v, int nibbles) {
+    for (int i = nibbles - 1; i >= 0; --i) {
+      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
+      out[pos++] = kHex[(v >> (4 * i)) & 15];
+    }
+  };
+  put(hi, 16);
+  put(lo, 16);
+  return out;
 }
 
 }  // namespace switchboard

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -45,18 +46,26 @@ struct TransportCase {
   HarnessFactory make;
 };
 
+// Names the parameter in test listings (instead of its bytes).
+inline void PrintTo(const TransportCase& c, std::ostream* os) { *os << c.name; }
+
 class ConformanceTest : public ::testing::TestWithParam<TransportCase> {};
 
-// Registers the case for the matrix printed at exit.
+// Registers the case for the matrix printed at exit. The suite's test
+// listener calls it for every ConformanceTest case as it ends (pass, skip or
+// FAIL); a harness need not call it.
 void RecordResult(const std::string& transport, const std::string& test_case,
                   const std::string& outcome);
 
 }  // namespace switchboard::conformance
 
-#define SWITCHBOARD_CONFORMANCE(Name, ...)                                          \
-  INSTANTIATE_TEST_SUITE_P(                                                        \
-      Name, ::switchboard::conformance::ConformanceTest,                           \
+// Usable at global scope or inside a namespace. The using-declaration gives
+// INSTANTIATE_TEST_SUITE_P the unqualified suite name it needs.
+#define SWITCHBOARD_CONFORMANCE(Name, ...)                                               \
+  using ::switchboard::conformance::ConformanceTest;                                    \
+  INSTANTIATE_TEST_SUITE_P(                                                             \
+      Name, ConformanceTest,                                                            \
       ::testing::Values(::switchboard::conformance::TransportCase{#Name, __VA_ARGS__}), \
       [](const ::testing::TestParamInfo<::switchboard::conformance::TransportCase>& i) { \
-        return i.param.name;                                                       \
+        return i.param.name;                                                            \
       })

@@ -40,6 +40,9 @@ struct ConfigOptions {
   const TransportRegistry* registry = nullptr;
   // Read "${NAME}" values from the environment (default true).
   bool expand_env = true;
+  // Types accepted besides the registry's (those of ready transport
+  // instances handed to Node::Create).
+  std::vector<std::string> extra_types;
 };
 
 // InvalidArgument "file:line: message. hint" on the first error.

@@ -14,7 +14,9 @@
 // Each is single-owner (move-only); Set() and Then() may race safely.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +40,8 @@ struct CallInfo {
 
 namespace internal {
 
+// One per call, so it uses std::mutex: Debian's absl::Mutex runs deadlock
+// detection on every lock, several times the cost on this path.
 template <class T>
 class FutureState {
  public:
@@ -46,13 +50,14 @@ class FutureState {
   void Set(absl::StatusOr<T> value) {
     Callback cb;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (done_) return;  // first result wins
       done_ = true;
       if (callback_) {
         cb = std::move(callback_);
       } else {
         value_.emplace(std::move(value));
+        if (waiting_) cv_.notify_all();
         return;
       }
     }
@@ -62,7 +67,7 @@ class FutureState {
   void Then(Callback cb) {
     std::optional<absl::StatusOr<T>> ready;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (!value_.has_value()) {
         if (done_) return;  // already consumed
         callback_ = std::move(cb);
@@ -75,14 +80,19 @@ class FutureState {
   }
 
   bool Ready() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return value_.has_value();
   }
 
   std::optional<absl::StatusOr<T>> WaitFor(absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto has_value = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return value_.has_value(); };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&has_value), timeout)) return std::nullopt;
+    std::unique_lock<std::mutex> lock(mu_);
+    waiting_ = true;
+    if (timeout == absl::InfiniteDuration()) {
+      cv_.wait(lock, [this] { return value_.has_value(); });
+    } else if (!cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                             [this] { return value_.has_value(); })) {
+      return std::nullopt;
+    }
     std::optional<absl::StatusOr<T>> out = std::move(value_);
     value_.reset();
     return out;
@@ -91,10 +101,12 @@ class FutureState {
   CallInfo info;
 
  private:
-  mutable absl::Mutex mu_;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<absl::StatusOr<T>> value_ ABSL_GUARDED_BY(mu_);
-  Callback callback_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool waiting_ = false;
+  bool done_ = false;
+  std::optional<absl::StatusOr<T>> value_;
+  Callback callback_;
 };
 
 }  // namespace internal

@@ -1,0 +1,1628 @@
+// The gRPC transport. The only translation unit of the library that includes
+// gRPC headers (compile time matters).
+//
+// Shape: a facade (GrpcTransportImpl) owns an Engine held by shared_ptr, so
+// that gRPC callbacks and deliveries that outlive a call can keep what they
+// use alive. The Engine runs one callback server with a generic service
+// (switchboard.v1.Switchboard), a cache of channels per target, and an
+// internal inproc transport on a bus of its own that holds this node's
+// command queues and event group queues (retry, delayed redelivery and
+// competing consumers come from it).
+#include "switchboard/grpc/grpc_transport.h"
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <fstream>
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "switchboard/internal/strings.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "switchboard/clock.h"
+#include "switchboard/inproc_transport.h"
+#include "switchboard/status.h"
+#include "switchboard/v1/config.pb.h"
+#include "switchboard/v1/envelope.pb.h"
+#include "switchboard/v1/transport.pb.h"
+#include "wire.h"
+
+namespace switchboard::grpc {
+namespace {
+
+using ::grpc::ByteBuffer;
+
+// RpcMethod keeps a pointer to the method name for the life of the call, so
+// the names live in statics.
+const std::string& MethodName(std::string_view method) {
+  static const auto* names = new std::map<std::string_view, std::string>{
+      {kMethodCall, std::string(kMethodCall)},
+      {kMethodEnqueue, std::string(kMethodEnqueue)},
+      {kMethodPublish, std::string(kMethodPublish)},
+      {kMethodSubscribe, std::string(kMethodSubscribe)},
+      {kMethodReply, std::string(kMethodReply)},
+  };
+  return names->at(method);
+}
+
+// Bound on events buffered per subscriber stream on the hub; beyond it the
+// hub tries another stream of the group, then drops (and counts) the copy.
+constexpr size_t kMaxQueuedPerStream = 4096;
+// How long Subscribe waits for the hub to confirm the subscription.
+constexpr absl::Duration kSubscribeTimeout = absl::Seconds(10);
+// Acceptance calls (Enqueue, Publish, Reply) are bounded even without a
+// deadline, so a hung peer cannot hold a caller forever.
+constexpr absl::Duration kAcceptTimeout = absl::Seconds(30);
+// Delay before a broken subscription stream is opened again.
+constexpr absl::Duration kResubscribeDelay = absl::Seconds(1);
+// Metadata accepted per call (gRPC's default is 8 KiB): a long handler error
+// message travels in grpc-message and must arrive whole.
+constexpr int kMaxMetadataBytes = 64 * 1024;
+// How long closing waits for in-flight calls after cancelling them.
+constexpr absl::Duration kCloseGrace = absl::Seconds(2);
+
+absl::Status FromGrpc(const ::grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+::grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return ::grpc::Status::OK;
+  return ::grpc::Status(static_cast<::grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+ByteBuffer ToBuffer(const std::string& bytes) {
+  ::grpc::Slice slice(bytes);
+  return ByteBuffer(&slice, 1);
+}
+
+ByteBuffer ToBuffer(const google::protobuf::MessageLite& msg) {
+  return ToBuffer(msg.SerializeAsString());
+}
+
+std::string ToBytes(const ByteBuffer& buffer) {
+  std::vector<::grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const ::grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             absl::ToChronoNanoseconds(timeout));
+}
+
+wire::Metadata ClientMetadata(const ::grpc::ServerContextBase& ctx) {
+  wire::Metadata md;
+  for (const auto& [key, value] : ctx.client_metadata()) {
+    std::string_view k(key.data(), key.size());
+    if (k.substr(0, 3) == "ce-" || k == "traceparent" || k == "tracestate") {
+      md.emplace_back(std::string(k), std::string(value.data(), value.size()));
+    }
+  }
+  return md;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        Cat("grpc.tls.", option, ": cannot read \"", path, "\""));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// gRPC 1.51 as Debian builds it runs callback-API completions on one
+// process-wide completion queue, created with the first channel or server
+// that uses it and torn down when the last one is destroyed. A call whose
+// final release runs on that queue while it is being torn down aborts the
+// process ("ref_counted.h: assertion failed: prior > 0"), which happens when
+// a process destroys its only transport right after a call. One channel that
+// has made a callback call and is never destroyed keeps the queue up.
+void PinCallbackQueue() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct Pin {
+      std::shared_ptr<::grpc::Channel> channel;
+      std::unique_ptr<::grpc::GenericStub> stub;
+      ::grpc::ClientContext ctx;
+      ByteBuffer request, response;
+    };
+    auto* pin = new Pin;  // never deleted, on purpose
+    pin->channel = ::grpc::CreateChannel("unix:/nonexistent/switchboard-callback-queue-pin",
+                                         ::grpc::InsecureChannelCredentials());
+    pin->stub = std::make_unique<::grpc::GenericStub>(pin->channel);
+    pin->request = ToBuffer(std::string());
+    pin->ctx.set_deadline(ChronoDeadline(absl::Seconds(1)));
+    pin->stub->UnaryCall(&pin->ctx, MethodName(kMethodCall), ::grpc::StubOptions(),
+                         &pin->request, &pin->response, [](::grpc::Status) {});
+  });
+}
+
+// "h1:p1,h2:p2" (IP literals) becomes the gRPC URI "ipv4:h1:p1,h2:p2"; a
+// single address or a URI with a scheme ("dns:///", "ipv4:", "unix:") is
+// passed to gRPC as is.
+std::string GrpcTargetUri(const std::string& target) {
+  if (target.find(',') == std::string::npos) return target;
+  for (std::string_view scheme : {"ipv4:", "ipv6:", "dns:", "unix:"}) {
+    if (std::string_view(target).substr(0, scheme.size()) == scheme) return target;
+  }
+  return target.front() == '[' ? "ipv6:" + target : "ipv4:" + target;
+}
+
+// Moves an envelope into a local queue named differently from its type.
+void MarkQueued(Envelope& env, const std::string& queue) {
+  if (queue == env.type) return;
+  env.extensions[std::string(wire::kQueuedTypeExtension)] = env.type;
+  env.type = queue;
+}
+
+Envelope Unqueued(Envelope env) {
+  auto it = env.extensions.find(std::string(wire::kQueuedTypeExtension));
+  if (it != env.extensions.end()) {
+    env.type = std::move(it->second);
+    env.extensions.erase(it);
+  }
+  return env;
+}
+
+// One Serve() registration. Stop() waits for handler calls in progress.
+class ServeEntry {
+ public:
+  explicit ServeEntry(RequestHandler handler) : handler_(std::move(handler)) {}
+
+  // Runs the handler unless stopped; false if stopped.
+  bool Invoke(Envelope request, ReplyCallback reply) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) return false;
+      ++running_;
+    }
+    const ServeEntry* outer = current_;
+    current_ = this;
+    handler_(std::move(request), std::move(reply));
+    current_ = outer;
+    absl::MutexLock lock(&mu_);
+    --running_;
+    return true;
+  }
+
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    // A handler may drop its own registration: do not wait for that call.
+    allowed_ = current_ == this ? 1 : 0;
+    mu_.Await(absl::Condition(this, &ServeEntry::IdleLocked));
+  }
+
+ private:
+  bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ <= allowed_; }
+
+  static thread_local const ServeEntry* current_;
+  const RequestHandler handler_;
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  int allowed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+thread_local const ServeEntry* ServeEntry::current_ = nullptr;
+
+class Engine;
+class SubscribeReactor;
+
+// Client calls and streams in flight. Kept apart from the Engine so that a
+// gRPC callback never holds the Engine (and with it the channels) alive:
+// gRPC 1.51 aborts when the last channel is destroyed on one of its own
+// callback threads. Closing cancels what is tracked and waits until each
+// call has run its last callback, so the Engine dies on the closing thread.
+class CallTracker {
+ public:
+  // False once closing. `keep` keeps `ctx` alive while it is tracked.
+  bool Track(::grpc::ClientContext* ctx, std::shared_ptr<void> keep) {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return false;
+    calls_.emplace(ctx, std::move(keep));
+    return true;
+  }
+  // The call's last act: after this the Engine may be gone.
+  void Untrack(::grpc::ClientContext* ctx) {
+    std::shared_ptr<void> keep;
+    absl::MutexLock lock(&mu_);
+    auto it = calls_.find(ctx);
+    if (it == calls_.end()) return;
+    keep = std::move(it->second);  // released after the lock
+    calls_.erase(it);
+  }
+  void CloseAndWait(absl::Duration grace) {
+    std::map<::grpc::ClientContext*, std::shared_ptr<void>> live;
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+      live = calls_;
+    }
+    // Outside the lock: a cancelled call's callback takes it to untrack.
+    for (auto& [ctx, keep] : live) ctx->TryCancel();
+    live.clear();
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &CallTracker::IdleLocked), grace);
+  }
+
+ private:
+  bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); }
+
+  absl::Mutex mu_;
+  std::map<::grpc::ClientContext*, std::shared_ptr<void>> calls_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// ---------------------------------------------------------------------------
+// Client side of a subscription: one stream to the hub at a time, reopened
+// after a break while the subscription lives.
+
+class EventStream;
+
+struct StreamState {
+  absl::Mutex mu;
+  std::shared_ptr<::grpc::ClientContext> ctx ABSL_GUARDED_BY(mu);
+  bool open ABSL_GUARDED_BY(mu) = false;  // a stream reactor exists
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  // First connection outcome (for Subscribe's answer).
+  bool answered ABSL_GUARDED_BY(mu) = false;
+  absl::Status first ABSL_GUARDED_BY(mu);
+  TimerHandle retry ABSL_GUARDED_BY(mu);
+};
+
+// ---------------------------------------------------------------------------
+
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  Engine(std::string name, v1::GrpcOptions options, TransportEnv env)
+      : name_(std::move(name)), options_(std::move(options)), env_(std::move(env)) {
+    clock_ = env_.clock != nullptr ? env_.clock : &Clock::Real();
+    env_.clock = clock_;
+  }
+
+  absl::Status Start();
+  void Shutdown();
+
+  const std::string& name() const { return name_; }
+  int bound_port() const { return bound_port_; }
+  const std::string& advertised() const { return advertised_; }
+  bool listening() const { return server_ != nullptr; }
+
+  void SetTarget(std::string key, std::string address) {
+    absl::MutexLock lock(&targets_mu_);
+    targets_[std::move(key)] = std::move(address);
+  }
+
+  // ---- SPI ----
+  void Request(Envelope request, ReplyCallback on_reply);
+  absl::StatusOr<std::unique_ptr<Subscription>> Serve(const Endpoint& endpoint,
+                                                      RequestHandler handler);
+  void Enqueue(Envelope command, DoneCallback on_accepted);
+  absl::StatusOr<std::unique_ptr<Subscription>> Consume(const Endpoint& endpoint,
+                                                        DeliveryHandler handler);
+  void Publish(Envelope event, DoneCallback on_published);
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Endpoint& endpoint,
+                                                          DeliveryHandler handler);
+  absl::StatusOr<std::unique_ptr<ReplyInbox>> OpenInbox(ReplyHandler on_reply);
+  void SendReply(const std::string& reply_to, Envelope reply, DoneCallback on_sent);
+  absl::StatusOr<int64_t> QueueDepth(const Endpoint& endpoint) {
+    return local_->QueueDepth(endpoint);
+  }
+
+  // ---- used by the server reactors ----
+  std::shared_ptr<ServeEntry> PickServer(const std::string& op);
+  void LocalEnqueue(Envelope env, const std::string& queue, DoneCallback done) {
+    MarkQueued(env, queue);
+    local_->Enqueue(std::move(env), std::move(done));
+  }
+  ReplyHandler* FindInbox(const std::string& id, std::shared_ptr<ReplyHandler>* hold);
+  // Hub: gives `event` to one stream of each group subscribed to its type.
+  void HubDistribute(const Envelope& event);
+  void HubAdd(const std::string& type, const std::string& group, SubscribeReactor* r);
+  void HubRemove(SubscribeReactor* r);
+  void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
+  GrpcStats stats() const {
+    GrpcStats s;
+    s.malformed = malformed_.load(std::memory_order_relaxed);
+    s.dropped_events = dropped_events_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  // ---- used by subscriptions and deliveries ----
+  void ConnectStream(const std::shared_ptr<StreamState>& state, const std::string& target,
+                     const v1::SubscribeRequest& request, const std::string& queue);
+  void OnStreamEvent(const std::string& bytes, const std::string& queue);
+  void RouteDeadLetter(Envelope env, const absl::Status& reason);
+  DeliveryHandler Wrap(DeliveryHandler handler);
+  Clock* clock() const { return clock_; }
+  const std::shared_ptr<CallTracker>& tracker() const { return tracker_; }
+
+  struct ClientCall {
+    ::grpc::ClientContext ctx;
+    ByteBuffer request;
+    ByteBuffer response;
+  };
+  using UnaryDone = absl::AnyInvocable<void(const ::grpc::Status&, ClientCall&) &&>;
+
+ private:
+  struct ChannelEntry {
+    std::shared_ptr<::grpc::Channel> channel;
+    std::unique_ptr<::grpc::GenericStub> stub;
+  };
+
+  std::string Resolve(std::string_view operation);
+  std::shared_ptr<ChannelEntry> ChannelFor(const std::string& target);
+  ::grpc::ChannelArguments ChannelArgs() const;
+  // Starts a unary call of `method` on `target`; `done` runs exactly once, on
+  // a gRPC thread (or inline when the transport is closed).
+  void Unary(const std::string& target, std::string_view method, ByteBuffer body,
+             const Envelope* attributes, absl::Duration timeout, UnaryDone done);
+  absl::Duration AcceptTimeout(const Envelope& env) const {
+    if (!env.has_deadline()) return kAcceptTimeout;
+    return std::min(kAcceptTimeout, env.deadline - clock_->Now());
+  }
+
+  const std::string name_;
+  const v1::GrpcOptions options_;
+  TransportEnv env_;
+  Clock* clock_ = nullptr;
+
+  std::unique_ptr<Transport> local_;
+  std::shared_ptr<::grpc::ChannelCredentials> channel_creds_;
+  std::unique_ptr<::grpc::CallbackGenericService> service_;
+  std::unique_ptr<::grpc::Server> server_;
+  int bound_port_ = 0;
+  std::string advertised_;
+
+  absl::Mutex targets_mu_;
+  std::map<std::string, std::string, std::less<>> targets_ ABSL_GUARDED_BY(targets_mu_);
+
+  absl::Mutex channels_mu_;
+  std::map<std::string, std::shared_ptr<ChannelEntry>> channels_ ABSL_GUARDED_BY(channels_mu_);
+
+  absl::Mutex servers_mu_;
+  std::map<std::string, std::vector<std::shared_ptr<ServeEntry>>> servers_
+      ABSL_GUARDED_BY(servers_mu_);
+  std::map<std::string, size_t> next_server_ ABSL_GUARDED_BY(servers_mu_);
+
+  absl::Mutex inbox_mu_;
+  std::map<std::string, std::shared_ptr<ReplyHandler>> inboxes_ ABSL_GUARDED_BY(inbox_mu_);
+  std::atomic<uint64_t> next_inbox_{0};
+
+  struct GroupStreams {
+    std::vector<SubscribeReactor*> streams;
+    size_t next = 0;
+  };
+  absl::Mutex hub_mu_;
+  std::map<std::string, std::map<std::string, GroupStreams>> hub_ ABSL_GUARDED_BY(hub_mu_);
+  bool hub_closed_ ABSL_GUARDED_BY(hub_mu_) = false;
+
+  const std::shared_ptr<CallTracker> tracker_ = std::make_shared<CallTracker>();
+
+  std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> dropped_events_{0};
+};
+
+// ---------------------------------------------------------------------------
+// Server side.
+
+// Call, Enqueue, Publish, Reply: one message in, one message (or a status)
+// out. The reply may come from any thread, after the call was cancelled.
+class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
+ public:
+  UnaryReactor(Engine* engine, ::grpc::GenericCallbackServerContext* ctx)
+      : engine_(engine), ctx_(ctx), finisher_(std::make_shared<Finisher>()) {
+    finisher_->reactor = this;
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Fail(absl::InvalidArgumentError(
+          Cat(ctx_->method(), ": the client sent no request message")));
+      return;
+    }
+    const std::string& method = ctx_->method();
+    std::string body = ToBytes(in_);
+    in_.Clear();
+    if (method == kMethodCall) {
+      HandleCall(body);
+    } else if (method == kMethodEnqueue) {
+      HandleEnqueue(body);
+    } else if (method == kMethodPublish) {
+      HandlePublish(body);
+    } else {
+      HandleReply(body);
+    }
+  }
+
+  void OnCancel() override {
+    Finisher::Finish(finisher_, absl::CancelledError("call cancelled by the client"), nullptr);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Makes sure the reactor is finished exactly once, whoever comes first:
+  // the handler's reply or a cancellation.
+  struct Finisher {
+    absl::Mutex mu;
+    UnaryReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    bool finished ABSL_GUARDED_BY(mu) = false;
+
+    // `reply` (may be null) is written before an OK status; `attrs` (may be
+    // null) become metadata.
+    static void Finish(const std::shared_ptr<Finisher>& f, const absl::Status& status,
+                       const ByteBuffer* reply, const Envelope* attrs = nullptr) {
+      absl::MutexLock lock(&f->mu);
+      if (f->finished) return;
+      f->finished = true;
+      UnaryReactor* r = f->reactor;
+      if (attrs != nullptr) {
+        for (auto& [k, v] : wire::ToMetadata(*attrs)) {
+          if (status.ok()) {
+            r->ctx_->AddInitialMetadata(k, v);
+          } else {
+            r->ctx_->AddTrailingMetadata(k, v);
+          }
+        }
+      }
+      if (status.ok() && reply != nullptr) {
+        r->out_ = *reply;
+        r->StartWriteAndFinish(&r->out_, ::grpc::WriteOptions(), ::grpc::Status::OK);
+      } else {
+        r->Finish(ToGrpc(status));
+      }
+    }
+  };
+
+  void Fail(const absl::Status& status) { Finisher::Finish(finisher_, status, nullptr); }
+
+  void Accept(const std::string& id) {
+    v1::Accepted accepted;
+    accepted.set_id(id);
+    ByteBuffer out = ToBuffer(accepted);
+    Finisher::Finish(finisher_, absl::OkStatus(), &out);
+  }
+
+  // Parses an envelope body; InvalidArgument (and a count) when it is not one.
+  absl::Status Decode(const v1::Envelope& proto_in, Envelope* out) {
+    v1::Envelope proto = proto_in;
+    wire::FillFromMetadata(ClientMetadata(*ctx_), &proto);
+    absl::Status s = FromProto(proto, out);
+    if (!s.ok()) {
+      engine_->CountMalformed();
+      return absl::InvalidArgumentError(
+          Cat("malformed envelope in ", ctx_->method(), ": ", s.message()));
+    }
+    // The gRPC deadline is the remaining budget as the caller saw it (clocks
+    // of two hosts may differ); it wins when it is the earlier one.
+    const std::chrono::system_clock::time_point deadline = ctx_->deadline();
+    if (deadline != std::chrono::system_clock::time_point::max()) {
+      absl::Time t = engine_->clock()->Now() +
+                     absl::FromChrono(deadline - std::chrono::system_clock::now());
+      if (t < out->deadline) out->deadline = t;
+    }
+    return absl::OkStatus();
+  }
+
+  template <class Msg>
+  bool ParseBody(const std::string& body, Msg* msg) {
+    if (msg->ParseFromString(body)) return true;
+    engine_->CountMalformed();
+    Fail(absl::InvalidArgumentError(Cat(
+        "malformed request to ", ctx_->method(), ": the ", body.size(),
+        "-byte body is not a ", Msg::descriptor()->full_name())));
+    return false;
+  }
+
+  void HandleCall(const std::string& body) {
+    v1::Envelope proto;
+    if (!ParseBody(body, &proto)) return;
+    Envelope request;
+    if (absl::Status s = Decode(proto, &request); !s.ok()) return Fail(s);
+    std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
+    std::string op = request.type;
+    ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
+      if (!r.ok()) {
+        Finisher::Finish(f, r.status(), nullptr);
+        return;
+      }
+      if (!r->status.ok()) {
+        // A handler error is the gRPC status, code and message unchanged;
+        // the reply's attributes ride along as trailing metadata.
+        absl::Status status = r->status;
+        Finisher::Finish(f, status, nullptr, &*r);
+        return;
+      }
+      v1::Envelope out;
+      ToProto(*r, &out);
+      ByteBuffer buffer = ToBuffer(out);
+      Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
+    };
+    if (server == nullptr || !server->Invoke(std::move(request), std::move(reply))) {
+      Fail(absl::UnavailableError(Cat("no handler for ", op)));
+    }
+  }
+
+  void HandleEnqueue(const std::string& body) {
+    v1::EnqueueRequest req;
+    if (!ParseBody(body, &req)) return;
+    Envelope command;
+    if (absl::Status s = Decode(req.command(), &command); !s.ok()) return Fail(s);
+    std::string queue = req.queue().empty() ? command.type : req.queue();
+    std::string id = command.id;
+    engine_->LocalEnqueue(std::move(command), queue,
+                          [f = finisher_, id](absl::Status s) {
+                            if (!s.ok()) {
+                              Finisher::Finish(f, s, nullptr);
+                              return;
+                            }
+                            v1::Accepted accepted;
+                            accepted.set_id(id);
+                            ByteBuffer out = ToBuffer(accepted);
+                            Finisher::Finish(f, absl::OkStatus(), &out);
+                          });
+  }
+
+  void HandlePublish(const std::string& body) {
+    v1::PublishRequest req;
+    if (!ParseBody(body, &req)) return;
+    Envelope event;
+    if (absl::Status s = Decode(req.event(), &event); !s.ok()) return Fail(s);
+    std::string id = event.id;
+    if (req.group().empty()) {
+      engine_->HubDistribute(event);
+      Accept(id);
+      return;
+    }
+    std::string queue = wire::GroupQueue(event.type, req.group());
+    engine_->LocalEnqueue(std::move(event), queue, [f = finisher_, id](absl::Status s) {
+      if (!s.ok()) {
+        Finisher::Finish(f, s, nullptr);
+        return;
+      }
+      v1::Accepted accepted;
+      accepted.set_id(id);
+      ByteBuffer out = ToBuffer(accepted);
+      Finisher::Finish(f, absl::OkStatus(), &out);
+    });
+  }
+
+  void HandleReply(const std::string& body) {
+    v1::ReplyRequest req;
+    if (!ParseBody(body, &req)) return;
+    Envelope reply;
+    if (absl::Status s = Decode(req.reply(), &reply); !s.ok()) return Fail(s);
+    std::shared_ptr<ReplyHandler> hold;
+    ReplyHandler* handler = engine_->FindInbox(req.inbox(), &hold);
+    if (handler == nullptr) {
+      return Fail(absl::NotFoundError(
+          Cat("no reply inbox \"", req.inbox(), "\" on this node (closed?)")));
+    }
+    std::string id = reply.id;
+    (*handler)(std::move(reply));
+    Accept(id);
+  }
+
+  Engine* const engine_;
+  ::grpc::GenericCallbackServerContext* const ctx_;
+  std::shared_ptr<Finisher> finisher_;
+  ByteBuffer in_;
+  ByteBuffer out_;
+};
+
+// Subscribe: the hub side of one subscriber stream.
+class SubscribeReactor final : public ::grpc::ServerGenericBidiReactor {
+ public:
+  SubscribeReactor(Engine* engine, ::grpc::GenericCallbackServerContext* ctx)
+      : engine_(engine), ctx_(ctx) {
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The subscriber half-closed or went away.
+      Close(absl::OkStatus());
+      return;
+    }
+    if (!registered_) {
+      v1::SubscribeRequest req;
+      if (!req.ParseFromString(ToBytes(in_))) {
+        engine_->CountMalformed();
+        Close(absl::InvalidArgumentError(
+            "malformed request to Subscribe: the body is not a switchboard.v1.SubscribeRequest"));
+        return;
+      }
+      if (req.type().empty() || req.group().empty()) {
+        Close(absl::InvalidArgumentError("Subscribe needs both `type` and `group`"));
+        return;
+      }
+      registered_ = true;
+      engine_->HubAdd(req.type(), req.group(), this);
+      // Initial metadata tells the subscriber it is registered: events
+      // published from now on reach it.
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      StartSendInitialMetadata();
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (!ok) return;  // the stream is going away; OnCancel/OnReadDone close it
+    absl::MutexLock lock(&mu_);
+    ready_ = true;
+    MaybeWriteLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Close(absl::UnavailableError("subscriber stream broken"));
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    queue_.pop_front();
+    writing_ = false;
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override { Close(absl::CancelledError("subscription cancelled")); }
+  void OnDone() override { delete this; }
+
+  // Called by the hub under its lock: queues one event for this stream.
+  bool Offer(const ByteBuffer& event) {
+    absl::MutexLock lock(&mu_);
+    if (closed_ || queue_.size() >= kMaxQueuedPerStream) return false;
+    queue_.push_back(event);
+    MaybeWriteLocked();
+    return true;
+  }
+
+  // Called by the hub under its lock when the transport closes.
+  void FinishFromHub(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(status);
+  }
+
+ private:
+  void Close(const absl::Status& status) {
+    engine_->HubRemove(this);
+    absl::MutexLock lock(&mu_);
+    FinishLocked(status);
+  }
+
+  // gRPC never runs a reaction inline from a Start* call, so holding mu_
+  // across them is safe and keeps Write and Finish from racing.
+  void FinishLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closed_) return;
+    closed_ = true;
+    Finish(ToGrpc(status));
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (closed_ || !ready_ || writing_ || queue_.empty()) return;
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+
+  Engine* const engine_;
+  ::grpc::GenericCallbackServerContext* const ctx_;
+  ByteBuffer in_;
+  bool registered_ = false;  // only touched by reactions, which do not overlap
+
+  absl::Mutex mu_;
+  // std::deque keeps references to the front stable while others are added.
+  std::deque<ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class Service final : public ::grpc::CallbackGenericService {
+ public:
+  explicit Service(Engine* engine) : engine_(engine) {}
+
+  ::grpc::ServerGenericBidiReactor* CreateReactor(
+      ::grpc::GenericCallbackServerContext* ctx) override {
+    const std::string& m = ctx->method();
+    if (m == kMethodCall || m == kMethodEnqueue || m == kMethodPublish || m == kMethodReply) {
+      return new UnaryReactor(engine_, ctx);
+    }
+    if (m == kMethodSubscribe) return new SubscribeReactor(engine_, ctx);
+    return ::grpc::CallbackGenericService::CreateReactor(ctx);  // UNIMPLEMENTED
+  }
+
+ private:
+  Engine* const engine_;
+};
+
+// ---------------------------------------------------------------------------
+// Client side of a subscription stream.
+
+class EventStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer> {
+ public:
+  EventStream(std::weak_ptr<Engine> engine, std::shared_ptr<CallTracker> tracker, Clock* clock,
+              std::shared_ptr<StreamState> state, std::shared_ptr<::grpc::ClientContext> ctx,
+              std::string target, v1::SubscribeRequest request, std::string queue)
+      : engine_(std::move(engine)),
+        tracker_(std::move(tracker)),
+        clock_(clock),
+        state_(std::move(state)),
+        ctx_(std::move(ctx)),
+        target_(std::move(target)),
+        request_(std::move(request)),
+        queue_(std::move(queue)),
+        out_(ToBuffer(request_)) {}
+
+  void Start(::grpc::GenericStub* stub) {
+    stub->PrepareBidiStreamingCall(ctx_.get(), MethodName(kMethodSubscribe),
+                                   ::grpc::StubOptions(), this);
+    StartWrite(&out_);
+    StartRead(&in_);
+    StartCall();
+  }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (ok) Answer(absl::OkStatus());
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    // The stream is tracked until OnDone ends, so the Engine cannot be
+    // destroyed while this holds it.
+    if (std::shared_ptr<Engine> engine = engine_.lock()) {
+      engine->OnStreamEvent(ToBytes(in_), queue_);
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void OnDone(const ::grpc::Status& status) override {
+    Answer(FromGrpc(status).ok() ? absl::UnavailableError("subscription stream ended")
+                                 : FromGrpc(status));
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->open = false;
+      state_->ctx.reset();
+      if (!state_->stopping) {
+        // Reopen after a break (hub restarted, network): events published
+        // in between are not delivered to this stream (at-most-once).
+        std::weak_ptr<Engine> weak_engine = engine_;
+        std::weak_ptr<StreamState> weak_state = state_;
+        state_->retry = clock_->RunAfter(
+            kResubscribeDelay,
+            [weak_engine, weak_state, target = target_, request = request_, queue = queue_] {
+              std::shared_ptr<Engine> e = weak_engine.lock();
+              std::shared_ptr<StreamState> s = weak_state.lock();
+              if (e && s) e->ConnectStream(s, target, request, queue);
+            });
+      }
+    }
+    std::shared_ptr<CallTracker> tracker = std::move(tracker_);
+    ::grpc::ClientContext* ctx = ctx_.get();
+    delete this;
+    tracker->Untrack(ctx);
+  }
+
+ private:
+  void Answer(const absl::Status& status) {
+    absl::MutexLock lock(&state_->mu);
+    if (state_->answered) return;
+    state_->answered = true;
+    state_->first = status;
+  }
+
+  std::weak_ptr<Engine> engine_;
+  std::shared_ptr<CallTracker> tracker_;
+  Clock* const clock_;
+  std::shared_ptr<StreamState> state_;
+  std::shared_ptr<::grpc::ClientContext> ctx_;
+  std::string target_;
+  v1::SubscribeRequest request_;
+  std::string queue_;
+  ByteBuffer out_;
+  ByteBuffer in_;
+};
+
+// ---------------------------------------------------------------------------
+// Deliveries and subscriptions.
+
+// Wraps a delivery of the local queue: restores the envelope's type and
+// routes dead letters to where the dead-letter address is consumed.
+class RoutedDelivery final : public Delivery {
+ public:
+  RoutedDelivery(std::unique_ptr<Delivery> inner, std::weak_ptr<Engine> engine)
+      : Delivery(Unqueued(inner->envelope())),
+        inner_(std::move(inner)),
+        engine_(std::move(engine)) {}
+
+  void Ack() override { inner_->Ack(); }
+  void Retry(absl::Duration delay) override { inner_->Retry(delay); }
+  void DeadLetter(const absl::Status& reason) override {
+    std::shared_ptr<Engine> engine = engine_.lock();
+    if (engine == nullptr) {
+      inner_->DeadLetter(reason);
+      return;
+    }
+    engine->RouteDeadLetter(Unqueued(inner_->envelope()), reason);
+    inner_->Ack();
+  }
+
+ private:
+  std::unique_ptr<Delivery> inner_;
+  std::weak_ptr<Engine> engine_;
+};
+
+class ServeSubscription final : public Subscription {
+ public:
+  ServeSubscription(std::function<void()> remove, std::shared_ptr<ServeEntry> entry)
+      : remove_(std::move(remove)), entry_(std::move(entry)) {}
+  ~ServeSubscription() override {
+    remove_();
+    entry_->Stop();
+  }
+
+ private:
+  std::function<void()> remove_;
+  std::shared_ptr<ServeEntry> entry_;
+};
+
+class EventSubscription final : public Subscription {
+ public:
+  EventSubscription(std::shared_ptr<StreamState> state, std::unique_ptr<Subscription> local)
+      : state_(std::move(state)), local_(std::move(local)) {}
+  ~EventSubscription() override {
+    std::shared_ptr<::grpc::ClientContext> ctx;
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->stopping = true;
+      state_->retry.Cancel();
+      ctx = state_->ctx;
+    }
+    if (ctx) ctx->TryCancel();
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->mu.AwaitWithTimeout(
+          absl::Condition(+[](StreamState* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return !s->open; },
+                          state_.get()),
+          kCloseGrace);
+    }
+    local_.reset();  // waits for handler calls in progress
+  }
+
+ private:
+  std::shared_ptr<StreamState> state_;
+  std::unique_ptr<Subscription> local_;
+};
+
+class Inbox final : public ReplyInbox {
+ public:
+  Inbox(std::string address, std::function<void()> close)
+      : address_(std::move(address)), close_(std::move(close)) {}
+  ~Inbox() override { close_(); }
+  const std::string& address() const override { return address_; }
+
+ private:
+  std::string address_;
+  std::function<void()> close_;
+};
+
+// ---------------------------------------------------------------------------
+// Engine.
+
+absl::Status Engine::Start() {
+  PinCallbackQueue();
+  // The local queues: an inproc transport on a bus no other transport uses.
+  v1::TransportConfig local_config;
+  local_config.set_type("inproc");
+  local_config.mutable_inproc()->set_bus(
+      Cat("grpc-local/", name_, "/", NewMessageId()));
+  absl::StatusOr<std::unique_ptr<Transport>> local =
+      MakeInprocTransport(Cat(name_, ".local"), local_config, env_);
+  if (!local.ok()) return local.status();
+  local_ = *std::move(local);
+
+  const v1::TlsOptions& tls = options_.tls();
+  const bool use_tls = !tls.ca_file().empty() || !tls.cert_file().empty() ||
+                       !tls.key_file().empty() || tls.mutual();
+  std::string ca, cert, key;
+  if (use_tls) {
+    if (!tls.ca_file().empty()) {
+      absl::StatusOr<std::string> r = ReadFile(tls.ca_file(), "ca_file");
+      if (!r.ok()) return r.status();
+      ca = *std::move(r);
+    }
+    if (!tls.cert_file().empty()) {
+      absl::StatusOr<std::string> r = ReadFile(tls.cert_file(), "cert_file");
+      if (!r.ok()) return r.status();
+      cert = *std::move(r);
+    }
+    if (!tls.key_file().empty()) {
+      absl::StatusOr<std::string> r = ReadFile(tls.key_file(), "key_file");
+      if (!r.ok()) return r.status();
+      key = *std::move(r);
+    }
+    if (cert.empty() != key.empty()) {
+      return absl::InvalidArgumentError(
+          "grpc.tls: cert_file and key_file go together (set both or neither)");
+    }
+    ::grpc::SslCredentialsOptions client;
+    client.pem_root_certs = ca;
+    client.pem_cert_chain = cert;
+    client.pem_private_key = key;
+    channel_creds_ = ::grpc::SslCredentials(client);
+  } else {
+    channel_creds_ = ::grpc::InsecureChannelCredentials();
+  }
+
+  if (options_.listen().empty()) return absl::OkStatus();
+
+  std::shared_ptr<::grpc::ServerCredentials> server_creds;
+  if (use_tls) {
+    if (cert.empty()) {
+      return absl::InvalidArgumentError(
+          "grpc.tls: a transport that listens with TLS needs cert_file and key_file");
+    }
+    if (tls.mutual() && ca.empty()) {
+      return absl::InvalidArgumentError(
+          "grpc.tls.mutual needs ca_file (the CA that signs client certificates)");
+    }
+    ::grpc::SslServerCredentialsOptions server(
+        tls.mutual() ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    server.pem_root_certs = ca;
+    server.pem_key_cert_pairs.push_back({key, cert});
+    server_creds = ::grpc::SslServerCredentials(server);
+  } else {
+    server_creds = ::grpc::InsecureServerCredentials();
+  }
+
+  service_ = std::make_unique<Service>(this);
+  ::grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen(), server_creds, &bound_port_);
+  builder.RegisterCallbackGenericService(service_.get());
+  // gRPC sets SO_REUSEPORT by default: a second node configured with the same
+  // port would then share it silently instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
+  if (options_.max_message_bytes() > 0) {
+    const int max = static_cast<int>(
+        std::min<uint64_t>(options_.max_message_bytes(), std::numeric_limits<int>::max()));
+    builder.SetMaxReceiveMessageSize(max);
+    builder.SetMaxSendMessageSize(max);
+  }
+  if (options_.has_keepalive_time()) {
+    const int64_t ms = options_.keepalive_time().seconds() * 1000 +
+                       options_.keepalive_time().nanos() / 1000000;
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(ms));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // Clients of this node ping at the same interval: let them.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                               static_cast<int>(ms));
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
+  if (options_.has_keepalive_timeout()) {
+    const int64_t ms = options_.keepalive_timeout().seconds() * 1000 +
+                       options_.keepalive_timeout().nanos() / 1000000;
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(ms));
+  }
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || bound_port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(
+        Cat("grpc transport \"", name_, "\": cannot listen on \"", options_.listen(),
+                     "\" (address in use or invalid; check grpc.listen)"));
+  }
+  if (!options_.advertise().empty()) {
+    advertised_ = options_.advertise();
+  } else {
+    std::string host = options_.listen().substr(0, options_.listen().rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
+    advertised_ = Cat(host, ":", bound_port_);
+  }
+  return absl::OkStatus();
+}
+
+void Engine::Shutdown() {
+  {
+    absl::MutexLock lock(&hub_mu_);
+    hub_closed_ = true;
+    for (auto& [type, groups] : hub_) {
+      for (auto& [group, g] : groups) {
+        for (SubscribeReactor* r : g.streams) {
+          r->FinishFromHub(absl::UnavailableError("the hub is shutting down"));
+        }
+      }
+    }
+    hub_.clear();
+  }
+  if (server_) {
+    server_->Shutdown(ChronoDeadline(absl::Milliseconds(500)));
+    server_.reset();
+  }
+  tracker_->CloseAndWait(kCloseGrace);
+}
+
+std::string Engine::Resolve(std::string_view operation) {
+  {
+    absl::MutexLock lock(&targets_mu_);
+    for (const std::string& key : wire::TargetKeys(operation)) {
+      auto it = targets_.find(key);
+      if (it != targets_.end()) return it->second;
+    }
+  }
+  return advertised_;  // this node's own server, or "" when not listening
+}
+
+::grpc::ChannelArguments Engine::ChannelArgs() const {
+  ::grpc::ChannelArguments args;
+  if (options_.max_message_bytes() > 0) {
+    const int max = static_cast<int>(
+        std::min<uint64_t>(options_.max_message_bytes(), std::numeric_limits<int>::max()));
+    args.SetMaxReceiveMessageSize(max);
+    args.SetMaxSendMessageSize(max);
+  }
+  if (options_.has_keepalive_time()) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+                static_cast<int>(options_.keepalive_time().seconds() * 1000 +
+                                 options_.keepalive_time().nanos() / 1000000));
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  }
+  if (options_.has_keepalive_timeout()) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                static_cast<int>(options_.keepalive_timeout().seconds() * 1000 +
+                                 options_.keepalive_timeout().nanos() / 1000000));
+  }
+  // A target naming several servers spreads calls over them (competing
+  // consumers and load sharing across nodes).
+  args.SetLoadBalancingPolicyName("round_robin");
+  args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
+  // A peer that restarts is found again quickly (gRPC's default backoff
+  // starts at 1 s and grows to 2 min).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Connections are this transport's own, not shared process-wide with other
+  // transports (which may use other credentials or limits).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (!options_.tls().server_name().empty()) {
+    args.SetSslTargetNameOverride(options_.tls().server_name());
+  }
+  return args;
+}
+
+std::shared_ptr<Engine::ChannelEntry> Engine::ChannelFor(const std::string& target) {
+  absl::MutexLock lock(&channels_mu_);
+  std::shared_ptr<ChannelEntry>& entry = channels_[target];
+  if (entry == nullptr) {
+    entry = std::make_shared<ChannelEntry>();
+    entry->channel =
+        ::grpc::CreateCustomChannel(GrpcTargetUri(target), channel_creds_, ChannelArgs());
+    entry->stub = std::make_unique<::grpc::GenericStub>(entry->channel);
+  }
+  return entry;
+}
+
+void Engine::Unary(const std::string& target, std::string_view method, ByteBuffer body,
+                   const Envelope* attributes, absl::Duration timeout, UnaryDone done) {
+  auto call = std::make_shared<ClientCall>();
+  call->request = std::move(body);
+  if (attributes != nullptr) {
+    for (auto& [k, v] : wire::ToMetadata(*attributes)) call->ctx.AddMetadata(k, v);
+  }
+  if (timeout < absl::InfiniteDuration()) {
+    call->ctx.set_deadline(ChronoDeadline(std::max(timeout, absl::ZeroDuration())));
+  }
+  if (!tracker_->Track(&call->ctx, call)) {
+    std::move(done)(::grpc::Status(::grpc::StatusCode::CANCELLED,
+                                   Cat("grpc transport \"", name_, "\" is closed")),
+                    *call);
+    return;
+  }
+  std::shared_ptr<ChannelEntry> channel = ChannelFor(target);
+  auto shared_done = std::make_shared<UnaryDone>(std::move(done));
+  channel->stub->UnaryCall(
+      &call->ctx, MethodName(method), ::grpc::StubOptions(), &call->request, &call->response,
+      [tracker = tracker_, call, shared_done](::grpc::Status status) {
+        std::move (*shared_done)(status, *call);
+        tracker->Untrack(&call->ctx);
+      });
+}
+
+void Engine::Request(Envelope request, ReplyCallback on_reply) {
+  std::string target = Resolve(request.type);
+  if (target.empty()) {
+    std::move(on_reply)(absl::UnavailableError(Cat(
+        "grpc transport \"", name_, "\": no target for ", request.type,
+        "; set grpc.targets[\"", wire::TargetKeys(request.type)[1], "\"] or grpc.targets[\"*\"]")));
+    return;
+  }
+  absl::Duration timeout = absl::InfiniteDuration();
+  if (request.has_deadline()) {
+    timeout = request.deadline - clock_->Now();
+    if (timeout <= absl::ZeroDuration()) {
+      std::move(on_reply)(absl::DeadlineExceededError(
+          Cat("deadline of ", request.type, " passed before it was sent")));
+      return;
+    }
+  }
+  v1::Envelope proto;
+  ToProto(request, &proto);
+  std::string op = request.type;
+  auto reply = std::make_shared<ReplyCallback>(std::move(on_reply));
+  Unary(target, kMethodCall, ToBuffer(proto), &request, timeout,
+        [reply, op, target](const ::grpc::Status& status, ClientCall& call) {
+          if (!status.ok()) {
+            absl::Status s = FromGrpc(status);
+            if (s.code() == absl::StatusCode::kUnavailable &&
+                call.ctx.GetServerTrailingMetadata().count("ce-id") == 0) {
+              // The transport's own failure (not a handler's): say where.
+              s = absl::UnavailableError(
+                  Cat(op, " via gRPC target ", target, ": ", s.message()));
+            }
+            std::move (*reply)(s);
+            return;
+          }
+          v1::Envelope out;
+          Envelope env;
+          if (!out.ParseFromString(ToBytes(call.response))) {
+            std::move (*reply)(absl::InternalError(
+                Cat("malformed reply to ", op, " from ", target)));
+            return;
+          }
+          if (absl::Status s = FromProto(out, &env); !s.ok()) {
+            std::move (*reply)(absl::InternalError(
+                Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
+            return;
+          }
+          std::move (*reply)(std::move(env));
+        });
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Engine::Serve(const Endpoint& endpoint,
+                                                            RequestHandler handler) {
+  if (!listening()) {
+    return absl::FailedPreconditionError(
+        Cat("grpc transport \"", name_, "\" does not listen: set grpc.listen to serve ",
+                     endpoint.operation));
+  }
+  auto entry = std::make_shared<ServeEntry>(std::move(handler));
+  {
+    absl::MutexLock lock(&servers_mu_);
+    servers_[endpoint.operation].push_back(entry);
+  }
+  std::weak_ptr<Engine> weak = weak_from_this();
+  std::string op = endpoint.operation;
+  auto remove = [weak, op, raw = entry.get()] {
+    std::shared_ptr<Engine> self = weak.lock();
+    if (!self) return;
+    absl::MutexLock lock(&self->servers_mu_);
+    auto it = self->servers_.find(op);
+    if (it == self->servers_.end()) return;
+    std::erase_if(it->second, [raw](const auto& e) { return e.get() == raw; });
+    if (it->second.empty()) self->servers_.erase(it);
+  };
+  return std::make_unique<ServeSubscription>(std::move(remove), std::move(entry));
+}
+
+std::shared_ptr<ServeEntry> Engine::PickServer(const std::string& op) {
+  absl::MutexLock lock(&servers_mu_);
+  auto it = servers_.find(op);
+  if (it == servers_.end() || it->second.empty()) return nullptr;
+  size_t& next = next_server_[op];
+  return it->second[next++ % it->second.size()];
+}
+
+void Engine::Enqueue(Envelope command, DoneCallback on_accepted) {
+  std::string target = Resolve(command.type);
+  if (target.empty()) {
+    std::move(on_accepted)(absl::UnavailableError(Cat(
+        "grpc transport \"", name_, "\": no target for ", command.type,
+        "; set grpc.targets[\"", wire::TargetKeys(command.type)[1], "\"] or grpc.targets[\"*\"]")));
+    return;
+  }
+  v1::EnqueueRequest req;
+  ToProto(command, req.mutable_command());
+  std::string op = command.type;
+  auto done = std::make_shared<DoneCallback>(std::move(on_accepted));
+  Unary(target, kMethodEnqueue, ToBuffer(req), &command, AcceptTimeout(command),
+        [done, op, target](const ::grpc::Status& status, ClientCall&) {
+          absl::Status s = FromGrpc(status);
+          if (s.code() == absl::StatusCode::kUnavailable) {
+            s = absl::UnavailableError(
+                Cat(op, " via gRPC target ", target, ": ", s.message()));
+          }
+          std::move (*done)(s);
+        });
+}
+
+DeliveryHandler Engine::Wrap(DeliveryHandler handler) {
+  std::weak_ptr<Engine> weak = weak_from_this();
+  return [weak, handler = std::move(handler)](std::unique_ptr<Delivery> delivery) {
+    handler(std::make_unique<RoutedDelivery>(std::move(delivery), weak));
+  };
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Engine::Consume(const Endpoint& endpoint,
+                                                              DeliveryHandler handler) {
+  if (!listening()) {
+    return absl::FailedPreconditionError(Cat(
+        "grpc transport \"", name_, "\" does not listen: set grpc.listen to consume ",
+        endpoint.operation));
+  }
+  Endpoint local = endpoint;
+  local.address.clear();
+  return local_->Consume(local, Wrap(std::move(handler)));
+}
+
+void Engine::RouteDeadLetter(Envelope env, const absl::Status& reason) {
+  env.extensions[std::string(attr::kDeadLetterReason)] = std::string(reason.message());
+  env.extensions[std::string(attr::kDeadLetterCode)] = std::string(CodeName(reason.code()));
+  std::string queue = DeadLetterAddress(env.type);
+  // Only an explicit target moves dead letters off this node: "*" names
+  // where calls go, not where this node's failures are kept.
+  std::string target;
+  {
+    absl::MutexLock lock(&targets_mu_);
+    auto it = targets_.find(queue);
+    if (it != targets_.end()) target = it->second;
+  }
+  if (target.empty() || target == advertised_) {
+    LocalEnqueue(std::move(env), queue, [](absl::Status) {});
+    return;
+  }
+  v1::EnqueueRequest req;
+  ToProto(env, req.mutable_command());
+  req.set_queue(queue);
+  std::weak_ptr<Engine> weak = weak_from_this();
+  auto keep = std::make_shared<Envelope>(std::move(env));
+  Unary(target, kMethodEnqueue, ToBuffer(req), keep.get(), kAcceptTimeout,
+        [weak, keep, queue](const ::grpc::Status& status, ClientCall&) {
+          if (status.ok()) return;
+          // Never lost: kept in this node's dead-letter queue instead.
+          if (std::shared_ptr<Engine> self = weak.lock()) {
+            self->LocalEnqueue(std::move(*keep), queue, [](absl::Status) {});
+          }
+        });
+}
+
+void Engine::Publish(Envelope event, DoneCallback on_published) {
+  auto done = std::make_shared<DoneCallback>(std::move(on_published));
+  std::vector<std::pair<std::string, std::string>> sends;  // (target, group)
+  if (options_.event_targets_size() > 0) {
+    for (const auto& [group, target] : options_.event_targets()) sends.emplace_back(target, group);
+  } else {
+    std::string target = Resolve(event.type);
+    if (target.empty()) {
+      std::move(*done)(absl::UnavailableError(Cat(
+          "grpc transport \"", name_, "\": no hub for event ", event.type, "; set grpc.targets[\"",
+          wire::TargetKeys(event.type)[1], "\"], grpc.targets[\"*\"] or grpc.event_targets")));
+      return;
+    }
+    sends.emplace_back(target, "");
+  }
+  struct Join {
+    absl::Mutex mu;
+    size_t pending;
+    absl::Status first;
+  };
+  auto join = std::make_shared<Join>();
+  join->pending = sends.size();
+  for (const auto& [target, group] : sends) {
+    v1::PublishRequest req;
+    ToProto(event, req.mutable_event());
+    req.set_group(group);
+    std::string where = target;
+    std::string type = event.type;
+    Unary(target, kMethodPublish, ToBuffer(req), &event, AcceptTimeout(event),
+          [join, done, where, type](const ::grpc::Status& status, ClientCall&) {
+            bool last;
+            absl::Status result;
+            {
+              absl::MutexLock lock(&join->mu);
+              if (!status.ok() && join->first.ok()) {
+                absl::Status s = FromGrpc(status);
+                join->first = absl::Status(
+                    s.code(), Cat("event ", type, " to ", where, ": ", s.message()));
+              }
+              last = --join->pending == 0;
+              result = join->first;
+            }
+            if (last) std::move(*done)(result);
+          });
+  }
+}
+
+void Engine::HubAdd(const std::string& type, const std::string& group, SubscribeReactor* r) {
+  absl::MutexLock lock(&hub_mu_);
+  if (hub_closed_) {
+    r->FinishFromHub(absl::UnavailableError("the hub is shutting down"));
+    return;
+  }
+  hub_[type][group].streams.push_back(r);
+}
+
+void Engine::HubRemove(SubscribeReactor* r) {
+  absl::MutexLock lock(&hub_mu_);
+  for (auto t = hub_.begin(); t != hub_.end();) {
+    for (auto g = t->second.begin(); g != t->second.end();) {
+      std::erase(g->second.streams, r);
+      g = g->second.streams.empty() ? t->second.erase(g) : std::next(g);
+    }
+    t = t->second.empty() ? hub_.erase(t) : std::next(t);
+  }
+}
+
+void Engine::HubDistribute(const Envelope& event) {
+  v1::Envelope proto;
+  ToProto(event, &proto);
+  ByteBuffer buffer = ToBuffer(proto);
+  absl::MutexLock lock(&hub_mu_);
+  auto t = hub_.find(event.type);
+  if (t == hub_.end()) return;  // no group subscribed: nobody to tell
+  for (auto& [group, g] : t->second) {
+    bool given = false;
+    const size_t n = g.streams.size();
+    for (size_t i = 0; i < n && !given; ++i) {
+      const size_t idx = (g.next + i) % n;
+      if (g.streams[idx]->Offer(buffer)) {
+        g.next = idx + 1;
+        given = true;
+      }
+    }
+    if (!given) dropped_events_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Engine::ConnectStream(const std::shared_ptr<StreamState>& state, const std::string& target,
+                           const v1::SubscribeRequest& request, const std::string& queue) {
+  auto ctx = std::make_shared<::grpc::ClientContext>();
+  {
+    absl::MutexLock lock(&state->mu);
+    if (state->stopping || state->open) return;
+    if (!tracker_->Track(ctx.get(), ctx)) {
+      if (!state->answered) {
+        state->answered = true;
+        state->first = absl::CancelledError(Cat("grpc transport \"", name_, "\" is closed"));
+      }
+      return;
+    }
+    state->open = true;
+    state->ctx = ctx;
+  }
+  std::shared_ptr<ChannelEntry> channel = ChannelFor(target);
+  auto* stream =
+      new EventStream(weak_from_this(), tracker_, clock_, state, ctx, target, request, queue);
+  stream->Start(channel->stub.get());
+}
+
+void Engine::OnStreamEvent(const std::string& bytes, const std::string& queue) {
+  v1::Envelope proto;
+  Envelope env;
+  if (!proto.ParseFromString(bytes) || !FromProto(proto, &env).ok()) {
+    // No identity to dead-letter under: counted and dropped.
+    CountMalformed();
+    return;
+  }
+  LocalEnqueue(std::move(env), queue, [this](absl::Status s) {
+    if (!s.ok()) dropped_events_.fetch_add(1, std::memory_order_relaxed);
+  });
+}
+
+absl::StatusOr<std::unique_ptr<Subscription>> Engine::Subscribe(const Endpoint& endpoint,
+                                                                DeliveryHandler handler) {
+  if (endpoint.group.empty()) {
+    return absl::InvalidArgumentError(
+        Cat("subscribing to ", endpoint.operation, " needs a group"));
+  }
+  std::string target = Resolve(endpoint.operation);
+  if (target.empty()) {
+    return absl::FailedPreconditionError(Cat(
+        "grpc transport \"", name_, "\": no hub for event ", endpoint.operation,
+        "; set grpc.targets[\"", wire::TargetKeys(endpoint.operation)[1],
+        "\"] or grpc.targets[\"*\"], or grpc.listen to be the hub"));
+  }
+  const std::string queue = wire::GroupQueue(endpoint.operation, endpoint.group);
+  Endpoint local = endpoint;
+  local.operation = queue;
+  local.address.clear();
+  absl::StatusOr<std::unique_ptr<Subscription>> local_sub =
+      local_->Consume(local, Wrap(std::move(handler)));
+  if (!local_sub.ok()) return local_sub.status();
+
+  v1::SubscribeRequest request;
+  request.set_type(endpoint.operation);
+  request.set_group(endpoint.group);
+  request.set_subscriber(env_.source);
+  auto state = std::make_shared<StreamState>();
+  ConnectStream(state, target, request, queue);
+  auto sub = std::make_unique<EventSubscription>(state, *std::move(local_sub));
+  absl::Status first;
+  {
+    absl::MutexLock lock(&state->mu);
+    state->mu.AwaitWithTimeout(
+        absl::Condition(+[](StreamState* s) ABSL_NO_THREAD_SAFETY_ANALYSIS { return s->answered; },
+                        state.get()),
+        kSubscribeTimeout);
+    first = state->answered ? state->first
+                            : absl::DeadlineExceededError("no answer from the hub in time");
+  }
+  if (!first.ok()) {
+    return absl::UnavailableError(Cat("cannot subscribe group \"", endpoint.group,
+                                               "\" to ", endpoint.operation, " at ", target,
+                                               ": ", first.message()));
+  }
+  return sub;
+}
+
+absl::StatusOr<std::unique_ptr<ReplyInbox>> Engine::OpenInbox(ReplyHandler on_reply) {
+  if (!listening()) {
+    return absl::FailedPreconditionError(Cat(
+        "grpc transport \"", name_, "\" does not listen: set grpc.listen to receive replies"));
+  }
+  std::string id = Cat(next_inbox_.fetch_add(1), "-", NewMessageId());
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    inboxes_[id] = std::make_shared<ReplyHandler>(std::move(on_reply));
+  }
+  std::weak_ptr<Engine> weak = weak_from_this();
+  return std::make_unique<Inbox>(wire::InboxAddress(advertised_, id), [weak, id] {
+    if (std::shared_ptr<Engine> self = weak.lock()) {
+      absl::MutexLock lock(&self->inbox_mu_);
+      self->inboxes_.erase(id);
+    }
+  });
+}
+
+ReplyHandler* Engine::FindInbox(const std::string& id, std::shared_ptr<ReplyHandler>* hold) {
+  absl::MutexLock lock(&inbox_mu_);
+  auto it = inboxes_.find(id);
+  if (it == inboxes_.end()) return nullptr;
+  *hold = it->second;
+  return hold->get();
+}
+
+void Engine::SendReply(const std::string& reply_to, Envelope reply, DoneCallback on_sent) {
+  absl::StatusOr<wire::InboxRef> ref = wire::ParseInboxAddress(reply_to);
+  if (!ref.ok()) {
+    std::move(on_sent)(ref.status());
+    return;
+  }
+  v1::ReplyRequest req;
+  req.set_inbox(ref->inbox);
+  ToProto(reply, req.mutable_reply());
+  auto done = std::make_shared<DoneCallback>(std::move(on_sent));
+  Unary(ref->target, kMethodReply, ToBuffer(req), &reply, AcceptTimeout(reply),
+        [done](const ::grpc::Status& status, ClientCall&) {
+          std::move (*done)(FromGrpc(status));
+        });
+}
+
+// ---------------------------------------------------------------------------
+// Facade.
+
+class GrpcTransportImpl final : public GrpcTransport {
+ public:
+  GrpcTransportImpl(std::string name, std::shared_ptr<Engine> engine)
+      : name_(std::move(name)), engine_(std::move(engine)), features_(GrpcFeatures()) {}
+  ~GrpcTransportImpl() override { engine_->Shutdown(); }
+
+  std::string_view name() const override { return name_; }
+  std::string_view type() const override { return "grpc"; }
+  const Features& features() const override { return features_; }
+
+  void Request(Envelope request, ReplyCallback on_reply) override {
+    engine_->Request(std::move(request), std::move(on_reply));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Serve(const Endpoint& endpoint,
+                                                      RequestHandler handler) override {
+    return engine_->Serve(endpoint, std::move(handler));
+  }
+  void Enqueue(Envelope command, DoneCallback on_accepted) override {
+    engine_->Enqueue(std::move(command), std::move(on_accepted));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Consume(const Endpoint& endpoint,
+                                                        DeliveryHandler handler) override {
+    return engine_->Consume(endpoint, std::move(handler));
+  }
+  void Publish(Envelope event, DoneCallback on_published) override {
+    engine_->Publish(std::move(event), std::move(on_published));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Endpoint& endpoint,
+                                                          DeliveryHandler handler) override {
+    return engine_->Subscribe(endpoint, std::move(handler));
+  }
+  absl::StatusOr<std::unique_ptr<ReplyInbox>> OpenInbox(ReplyHandler on_reply) override {
+    return engine_->OpenInbox(std::move(on_reply));
+  }
+  void SendReply(const std::string& reply_to, Envelope reply, DoneCallback on_sent) override {
+    engine_->SendReply(reply_to, std::move(reply), std::move(on_sent));
+  }
+  absl::StatusOr<int64_t> QueueDepth(const Endpoint& endpoint) override {
+    return engine_->QueueDepth(endpoint);
+  }
+
+  GrpcStats stats() const override { return engine_->stats(); }
+  int bound_port() const override { return engine_->bound_port(); }
+  std::string advertised_address() const override { return engine_->advertised(); }
+  void SetTarget(std::string key, std::string address) override {
+    engine_->SetTarget(std::move(key), std::move(address));
+  }
+
+ private:
+  const std::string name_;
+  std::shared_ptr<Engine> engine_;
+  const Features features_;
+};
+
+}  // namespace
+
+Features GrpcFeatures() {
+  Features f;
+  f.durable = false;
+  f.fan_out_to_groups = true;
+  f.native_request_reply = true;
+  f.ordering_per_key = false;
+  f.broker_dedup = false;
+  f.redelivery_count = true;
+  f.reply_routing = true;
+  f.cross_process = true;
+  f.delayed_redelivery = true;
+  return f;
+}
+
+absl::StatusOr<std::unique_ptr<GrpcTransport>> CreateGrpcTransport(
+    std::string_view name, const v1::TransportConfig& config, const TransportEnv& env) {
+  auto engine = std::make_shared<Engine>(std::string(name), config.grpc(), env);
+  for (const auto& [key, address] : config.grpc().targets()) {
+    if (address.empty()) {
+      return absl::InvalidArgumentError(
+          Cat("grpc.targets[\"", key, "\"] of transport \"", name, "\" is empty"));
+    }
+    engine->SetTarget(key, address);
+  }
+  if (absl::Status s = engine->Start(); !s.ok()) {
+    engine->Shutdown();
+    return s;
+  }
+  return std::make_unique<GrpcTransportImpl>(std::string(name), std::move(engine));
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> MakeGrpcTransport(std::string_view name,
+                                                             const v1::TransportConfig& config,
+                                                             const TransportEnv& env) {
+  absl::StatusOr<std::unique_ptr<GrpcTransport>> t = CreateGrpcTransport(name, config, env);
+  if (!t.ok()) return t.status();
+  return std::unique_ptr<Transport>(*std::move(t));
+}
+
+}  // namespace switchboard::grpc

@@ -1,0 +1,67 @@
+// wire.h: the gRPC transport's mapping between envelopes and gRPC metadata,
+// and its address conventions. No gRPC types here, so it is unit-tested
+// without a server.
+//
+// Metadata keys are the CloudEvents binary-mode names with the `ce-` prefix
+// (as in the NATS and HTTP bindings), plus the plain W3C `traceparent` /
+// `tracestate`; values are percent-encoded as the NATS binding does. The
+// deadline is not in the metadata: gRPC carries it as `grpc-timeout`.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "switchboard/envelope.h"
+
+namespace switchboard::v1 {
+class Envelope;
+}
+
+namespace switchboard::grpc::wire {
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// Longest metadata value sent (after encoding); longer ones are in the body
+// only.
+inline constexpr size_t kMaxMetadataValue = 1024;
+
+// The metadata a sender attaches for `env` (keys lower case, values
+// printable ASCII). Extensions whose names are not valid metadata keys, and
+// values longer than kMaxMetadataValue, are left to the body.
+[[nodiscard]] Metadata ToMetadata(const Envelope& env);
+
+// Fills the attributes `body` leaves empty from received metadata, so that a
+// client that sends only metadata and data is understood. The body wins.
+void FillFromMetadata(const Metadata& md, v1::Envelope* body);
+
+// Percent-encodes space, '"', '%' and bytes outside U+0021..U+007E.
+[[nodiscard]] std::string PercentEncode(std::string_view value);
+// Decodes %XY escapes; malformed escapes are kept literally.
+[[nodiscard]] std::string PercentDecode(std::string_view value);
+
+// The target keys tried for an operation, most specific first:
+// "pkg.Service/Method" -> {"pkg.Service/Method", "pkg.Service", "*"};
+// event type "pkg.Type" -> {"pkg.Type", "pkg", "*"}.
+[[nodiscard]] std::vector<std::string> TargetKeys(std::string_view operation);
+
+// Reply addresses: "grpc://host:port/inbox/<id>".
+[[nodiscard]] std::string InboxAddress(std::string_view host_port, std::string_view inbox_id);
+struct InboxRef {
+  std::string target;
+  std::string inbox;
+};
+// InvalidArgument when `address` is not a gRPC inbox address.
+[[nodiscard]] absl::StatusOr<InboxRef> ParseInboxAddress(std::string_view address);
+
+// The local queue an event copy for `group` waits in on the subscriber node.
+[[nodiscard]] std::string GroupQueue(std::string_view type, std::string_view group);
+
+// Set on an envelope while it waits in a local queue whose name differs from
+// its type (dead letters, event group queues); removed before delivery.
+inline constexpr std::string_view kQueuedTypeExtension = "sbqueuedtype";
+
+}  // namespace switchboard::grpc::wire

@@ -1,0 +1,134 @@
+// The envelope <-> gRPC metadata mapping and the address conventions.
+#include "wire.h"
+
+#include <map>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "switchboard/v1/envelope.pb.h"
+
+namespace switchboard::grpc::wire {
+namespace {
+
+using ::testing::Contains;
+using ::testing::Pair;
+
+std::map<std::string, std::string> AsMap(const Metadata& md) {
+  return std::map<std::string, std::string>(md.begin(), md.end());
+}
+
+TEST(GrpcWireTest, EnvelopeAttributesBecomeCeMetadata) {
+  Envelope env;
+  env.id = "id-1";
+  env.source = "//orders/1";
+  env.type = "orders.v1.Orders/PlaceOrder";
+  env.time = absl::FromUnixSeconds(1'800'000'000);
+  env.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  env.tracestate = "congo=t61rcWkgMzE";
+  env.idempotency_key = "key 1";
+  env.deadline = absl::FromUnixSeconds(1'800'000'005);
+  env.correlation_id = "c-1";
+  env.reply_to = "grpc://127.0.0.1:1/inbox/7";
+  env.attempt = 3;
+  env.style = Style::kCommand;
+  env.extensions["tenant"] = "acme";
+  env.extensions["Bad-Key"] = "skipped";
+  std::map<std::string, std::string> md = AsMap(ToMetadata(env));
+  EXPECT_EQ(md["ce-id"], "id-1");
+  EXPECT_EQ(md["ce-source"], "//orders/1");
+  EXPECT_EQ(md["ce-specversion"], "1.0");
+  EXPECT_EQ(md["ce-type"], "orders.v1.Orders/PlaceOrder");
+  EXPECT_EQ(md["ce-time"], "2027-01-15T08:00:00Z");
+  EXPECT_EQ(md["ce-datacontenttype"], "application/protobuf");
+  EXPECT_EQ(md["traceparent"], env.traceparent);
+  EXPECT_EQ(md["tracestate"], env.tracestate);
+  EXPECT_EQ(md["ce-idempotencykey"], "key%201");
+  EXPECT_EQ(md["ce-expirytime"], "2027-01-15T08:00:05Z");
+  EXPECT_EQ(md["ce-correlationid"], "c-1");
+  EXPECT_EQ(md["ce-replyto"], "grpc://127.0.0.1:1/inbox/7");
+  EXPECT_EQ(md["ce-attempt"], "3");
+  EXPECT_EQ(md["ce-style"], "command");
+  EXPECT_EQ(md["ce-tenant"], "acme");
+  EXPECT_EQ(md.count("ce-Bad-Key"), 0u);
+  EXPECT_EQ(md.count("ce-statuscode"), 0u);
+}
+
+TEST(GrpcWireTest, ErrorReplyCarriesStatusAttributes) {
+  Envelope env;
+  env.id = "r";
+  env.type = "t";
+  env.status = absl::NotFoundError("no such \"order\"");
+  std::map<std::string, std::string> md = AsMap(ToMetadata(env));
+  EXPECT_EQ(md["ce-statuscode"], "5");
+  EXPECT_EQ(md["ce-statusmessage"], "no%20such%20%22order%22");
+}
+
+TEST(GrpcWireTest, LongValuesStayInTheBody) {
+  Envelope env;
+  env.id = "id";
+  env.type = "t";
+  env.subject = std::string(kMaxMetadataValue + 1, 's');
+  env.extensions["big"] = std::string(kMaxMetadataValue, ' ');  // triples when encoded
+  env.extensions["small"] = "ok";
+  std::map<std::string, std::string> md = AsMap(ToMetadata(env));
+  EXPECT_EQ(md.count("ce-subject"), 0u);
+  EXPECT_EQ(md.count("ce-big"), 0u);
+  EXPECT_EQ(md["ce-small"], "ok");
+  EXPECT_EQ(md["ce-id"], "id");
+}
+
+TEST(GrpcWireTest, PercentEncodingRoundTrips) {
+  const std::string raw = "a b\"c%d\x7f\xc3\xa9/ok";
+  std::string enc = PercentEncode(raw);
+  for (char c : enc) {
+    EXPECT_TRUE(c >= 0x21 && c <= 0x7e) << static_cast<int>(c);
+  }
+  EXPECT_EQ(PercentDecode(enc), raw);
+  EXPECT_EQ(PercentDecode("100%"), "100%");
+  EXPECT_EQ(PercentDecode("%zz"), "%zz");
+}
+
+TEST(GrpcWireTest, MetadataFillsOnlyWhatTheBodyLeavesEmpty) {
+  v1::Envelope body;
+  body.set_id("from-body");
+  Metadata md = {{"ce-id", "from-md"},
+                 {"ce-type", "pkg.Svc/Op"},
+                 {"ce-attempt", "2"},
+                 {"ce-expirytime", "2027-01-15T08:00:05Z"},
+                 {"ce-style", "request"},
+                 {"ce-tenant", "acme%20corp"},
+                 {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                 {"user-agent", "ignored"}};
+  FillFromMetadata(md, &body);
+  EXPECT_EQ(body.id(), "from-body");
+  EXPECT_EQ(body.type(), "pkg.Svc/Op");
+  EXPECT_EQ(body.attempt(), 2);
+  EXPECT_EQ(body.deadline().seconds(), 1'800'000'005);
+  EXPECT_EQ(body.style(), v1::STYLE_REQUEST);
+  EXPECT_THAT(body.extensions(), Contains(Pair("tenant", "acme corp")));
+  EXPECT_EQ(body.traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+}
+
+TEST(GrpcWireTest, TargetKeysGoFromOperationToServiceToDefault) {
+  EXPECT_EQ(TargetKeys("orders.v1.Orders/PlaceOrder"),
+            (std::vector<std::string>{"orders.v1.Orders/PlaceOrder", "orders.v1.Orders", "*"}));
+  EXPECT_EQ(TargetKeys("orders.v1.OrderPlaced"),
+            (std::vector<std::string>{"orders.v1.OrderPlaced", "orders.v1", "*"}));
+  EXPECT_EQ(TargetKeys("plain"), (std::vector<std::string>{"plain", "*"}));
+}
+
+TEST(GrpcWireTest, InboxAddressesRoundTripAndBadOnesAreRefused) {
+  std::string a = InboxAddress("127.0.0.1:5000", "42-abc");
+  EXPECT_EQ(a, "grpc://127.0.0.1:5000/inbox/42-abc");
+  absl::StatusOr<InboxRef> ref = ParseInboxAddress(a);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->target, "127.0.0.1:5000");
+  EXPECT_EQ(ref->inbox, "42-abc");
+  for (const char* bad : {"", "127.0.0.1:5000/inbox/1", "grpc:///inbox/1",
+                          "grpc://127.0.0.1:5000/inbox/", "nats://x/inbox/1"}) {
+    EXPECT_EQ(ParseInboxAddress(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace switchboard::grpc::wire

@@ -9,7 +9,13 @@ start() {
   local port
   port="$(cat "$dir/port" 2>/dev/null || bash "$here/free-port.sh")"
   echo "$port" > "$dir/port"
-  nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" &
+  # The default max_payload (1 MB) is below Switchboard's default
+  # max_payload_bytes (4 MiB); the conformance suite sends 1 MiB + headers.
+  echo "max_payload: 8MB" > "$dir/nats.conf"
+  # Its own stdout/stderr: an inherited pipe would keep the caller's
+  # $(nats.sh start ...) waiting until the server exits.
+  nats-server -c "$dir/nats.conf" -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" \
+    >>"$dir/nats.out" 2>&1 </dev/null &
   echo $! > "$dir/pid"
   for _ in $(seq 1 100); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then

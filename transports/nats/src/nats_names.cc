@@ -1,0 +1,101 @@
+#include "nats_names.h"
+
+#include <cstdint>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "sv.h"
+
+namespace switchboard::nats {
+namespace {
+
+bool SubjectChar(unsigned char c) {
+  return c > 0x20 && c < 0x7f && c != '*' && c != '>';
+}
+
+bool NameChar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-';
+}
+
+std::string_view KindToken(Kind kind) {
+  switch (kind) {
+    case Kind::kRequest:
+      return "req";
+    case Kind::kCommand:
+      return "cmd";
+    case Kind::kEvent:
+      return "evt";
+  }
+  return "x";
+}
+
+}  // namespace
+
+std::string SubjectSafe(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 1);
+  bool token_start = true;
+  for (unsigned char c : text) {
+    if (c == '.') {
+      if (token_start) out.push_back('_');  // empty token
+      out.push_back('.');
+      token_start = true;
+      continue;
+    }
+    out.push_back(SubjectChar(c) ? static_cast<char>(c) : '_');
+    token_start = false;
+  }
+  if (token_start) out.push_back('_');  // empty text or trailing dot
+  return out;
+}
+
+std::string NameSafe(std::string_view text, size_t max_len) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= max_len) break;
+    out.push_back(NameChar(c) ? static_cast<char>(c) : '_');
+  }
+  return out;
+}
+
+std::string ShortHash(std::string_view text) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", h);
+  return buf;
+}
+
+std::string OperationSubject(std::string_view prefix, Kind kind, std::string_view operation,
+                             std::string_view address) {
+  if (!address.empty()) return std::string(address);
+  return absl::StrCat(SubjectSafe(prefix), ".", Sv(KindToken(kind)), ".", SubjectSafe(operation));
+}
+
+std::string StreamName(std::string_view prefix, Kind kind, std::string_view subject) {
+  return absl::StrCat(NameSafe(prefix, 24), "_", Sv(KindToken(kind)), "_", NameSafe(subject, 64),
+                      "_", ShortHash(subject));
+}
+
+std::string CommandConsumerName(std::string_view operation) {
+  return absl::StrCat("work_", NameSafe(operation, 64), "_", ShortHash(operation));
+}
+
+std::string GroupConsumerName(std::string_view group) {
+  return absl::StrCat("group_", NameSafe(group, 64), "_", ShortHash(group));
+}
+
+std::string QueueGroupName(std::string_view group) {
+  return absl::StrCat(NameSafe(group, 64), "_", ShortHash(group));
+}
+
+std::string RetrySubject(std::string_view prefix, std::string_view group,
+                         std::string_view subject) {
+  return absl::StrCat(SubjectSafe(prefix), ".retry.", QueueGroupName(group), ".", Sv(subject));
+}
+
+}  // namespace switchboard::nats

@@ -100,7 +100,12 @@ absl::StatusOr<std::string> PercentDecode(std::string_view value) {
 }
 
 std::string DedupId(const Envelope& env) {
-  return env.idempotency_key.empty() ? env.id : env.idempotency_key;
+  std::string id = env.idempotency_key.empty() ? env.id : env.idempotency_key;
+  // A replayed dead letter is the same logical call sent again on purpose:
+  // the broker must not drop it as a duplicate of the original.
+  auto replayed = env.extensions.find("deadletterreplayedat");
+  if (replayed != env.extensions.end()) id += "+replay@" + replayed->second;
+  return id;
 }
 
 HeaderList EnvelopeToHeaders(const Envelope& env) {

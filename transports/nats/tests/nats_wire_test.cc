@@ -221,6 +221,14 @@ TEST(NatsWire, DedupIdPrefersTheIdempotencyKey) {
   EXPECT_EQ(DedupId(e), "key-1");
 }
 
+TEST(NatsWire, ReplayedDeadLetterGetsItsOwnDedupId) {
+  Envelope e;
+  e.id = "id-1";
+  e.idempotency_key = "key-1";
+  e.extensions["deadletterreplayedat"] = "2026-11-23T08:00:00Z";
+  EXPECT_EQ(DedupId(e), "key-1+replay@2026-11-23T08:00:00Z");
+}
+
 TEST(NatsNames, SubjectsAreDeterministicAndSafe) {
   EXPECT_EQ(OperationSubject("sb", Kind::kRequest, "orders.v1.Orders/PlaceOrder"),
             "sb.req.orders.v1.Orders/PlaceOrder");

@@ -11,6 +11,7 @@ packages=(
   libqpid-proton-cpp12-dev rabbitmq-server
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
+  prometheus
   openssl curl python3
 )
 

@@ -12,7 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "middleware/policy_util.h"
 #include "switchboard/middleware.h"
+#include "switchboard/policies.h"
+#include "switchboard/telemetry.h"
 
 namespace switchboard {
 
@@ -22,7 +25,17 @@ class Clock;
 struct NodeServices {
   Clock* clock = nullptr;
   std::string source;
+  // Metrics, spans and call logs (never null). Policies resolve their
+  // counters from it once per operation: see telemetry.h.
+  std::shared_ptr<Telemetry> telemetry = std::make_shared<Telemetry>();
+  // Resilience policies: per-operation counters and the breaker fallbacks
+  // (see switchboard/policies.h).
+  std::shared_ptr<PolicyStats> policy_stats = std::make_shared<PolicyStats>();
+  std::shared_ptr<policy::FallbackRegistry> fallbacks = std::make_shared<policy::FallbackRegistry>();
 };
+
+// The services of `node` (defined in node.cc).
+std::shared_ptr<NodeServices> NodeServicesOf(const Node& node);
 
 // The built-in factories, in chain order (outermost first).
 MiddlewareFactories BuiltinMiddleware(const std::shared_ptr<NodeServices>& services);

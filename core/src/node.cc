@@ -5,12 +5,18 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "absl/strings/match.h"
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/descriptor.h"
 #include "builtin_middleware.h"
+#include "middleware/dead_letter.h"
+#include "middleware/metrics.h"
+#include "middleware/tracing.h"
+#include "middleware/policy_util.h"
+#include "rollout.h"
 #include "switchboard/config.h"
 #include "switchboard/inproc_transport.h"
 #include "switchboard/status.h"
@@ -167,13 +173,22 @@ class Node::Impl {
   void OnReply(Envelope reply);
 
   void Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler, Envelope request,
-             ReplyCallback done);
+             ReplyCallback done, std::string_view group = {});
   void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
               absl::StatusOr<Envelope> outcome);
   Envelope MakeReply(const Envelope& request, absl::Status status, std::string data) const;
+
+  static std::shared_ptr<NodeServices> ServicesOf(const Node& n) { return n.impl_->services; }
 };
 
 absl::StatusOr<v1::OperationBinding> Node::Impl::BindingFor(std::string_view operation) const {
+  // ---- rollout (rollout.h): the second binding of a split operation ----
+  if (std::optional<std::string_view> base = rollout::OperationOf(operation)) {
+    absl::StatusOr<v1::OperationBinding> b = BindingFor(*base);
+    if (!b.ok()) return b.status();
+    return rollout::DerivedBinding(*b);
+  }
+  // ---- rollout end ----
   auto it = config.operations().find(std::string(operation));
   if (it != config.operations().end()) {
     v1::OperationBinding b = it->second;
@@ -227,7 +242,7 @@ absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::BuildRuntime(std::string_
   if (!binding.ok()) return binding.status();
 
   auto rt = std::make_shared<OpRuntime>();
-  rt->site.operation = std::string(operation);
+  rt->site.operation = std::string(rollout::OperationOf(operation).value_or(operation));  // rollout
   rt->site.style = static_cast<Style>(binding->style());
   rt->site.reply = binding->reply();
   rt->site.binding = *binding;
@@ -448,27 +463,33 @@ Envelope Node::Impl::MakeReply(const Envelope& request, absl::Status status, std
 // Runs the server chain and the handler for one request/command/event.
 // `done` gets the reply envelope (status inside) or an error.
 void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler,
-                       Envelope request, ReplyCallback done) {
+                       Envelope request, ReplyCallback done, std::string_view group) {
   // The context and the request live until the handler's result arrives.
   struct CallState {
     Envelope request;
+    std::string group;
     std::unique_ptr<Context> ctx;
   };
   auto state = std::make_shared<CallState>();
   state->request = std::move(request);
+  state->group = std::string(group);
   TraceParent incoming;
   TraceParent span;
+  std::string parent_span_id;  // for the tracing middleware
   if (TraceParent::Parse(state->request.traceparent, &incoming)) {
     span = incoming.Child();
+    parent_span_id = incoming.SpanId();
   } else {
     if (!state->request.traceparent.empty()) {
       invalid_traceparent.fetch_add(1, std::memory_order_relaxed);
+      services->telemetry->invalid_traceparent().Increment();
       state->request.tracestate.clear();
     }
     span = TraceParent::NewRoot();
   }
   state->request.traceparent = span.ToString();
   state->ctx = std::make_unique<Context>(node, clock, rt->site.transport_name, &state->request, span);
+  state->ctx->set_group(state->group);
 
   ServerNext terminal = [this, &handler](Context& ctx, Envelope req, ReplyCallback reply_done) {
     (void)req;  // the handler reads ctx.envelope(): the same request
@@ -493,12 +514,15 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& h
 
   if (state->request.has_deadline() && clock->Now() >= state->request.deadline) {
     expired_before_start.fetch_add(1, std::memory_order_relaxed);
+    services->policy_stats->For(rt->site.operation)
+        .deadline_expired_before_start.fetch_add(1, std::memory_order_relaxed);
     std::move(done)(MakeReply(state->request,
                               absl::DeadlineExceededError("deadline exceeded before start"), ""));
     return;
   }
   Context& ctx = *state->ctx;
   Envelope copy = state->request;
+  HopParentScope hop(parent_span_id);
   next(ctx, std::move(copy),
        [state, done = std::move(done)](absl::StatusOr<Envelope> reply) mutable {
          std::move(done)(std::move(reply));
@@ -519,6 +543,12 @@ void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<De
   if (status.ok()) {
     if (wants_reply) send_reply(*std::move(outcome));
     delivery->Ack();
+    return;
+  }
+  // Shed for load (bulkhead full, handler rate limit): back later, and not
+  // a failed attempt toward dead-lettering.
+  if (std::optional<absl::Duration> after = policy::ShedRetryAfter(status); after && !rt->is_dead_letter_queue) {
+    delivery->Retry(*after);
     return;
   }
   bool thrown = status.GetPayload("switchboard/handler-exception").has_value();
@@ -543,6 +573,8 @@ void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<De
     send_reply(outcome.ok() ? *std::move(outcome) : MakeReply(request, reason, ""));
   }
   if (rt->dead_letter) {
+    policy::StampDeadLetter(&delivery->mutable_envelope(), delivery->envelope().attempt, clock->Now());
+    services->policy_stats->For(rt->site.operation).dead_lettered.fetch_add(1, std::memory_order_relaxed);
     delivery->DeadLetter(reason);
   } else {
     delivery->Ack();  // dead-lettering switched off by policy: dropped on purpose
@@ -553,6 +585,8 @@ void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<De
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) { impl_->node = this; }
 
+std::shared_ptr<NodeServices> NodeServicesOf(const Node& node) { return Node::Impl::ServicesOf(node); }
+
 Node::~Node() { Close(); }
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config) {
@@ -560,6 +594,16 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config) {
 }
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options options) {
+  // Debian's abseil checks every absl::Mutex acquisition for deadlock cycles
+  // (about 100 ns a lock, several locks a call). Off unless asked for.
+  static const bool kDeadlockDetectionOff = [] {
+    const char* keep = std::getenv("SWITCHBOARD_ABSL_DEADLOCK_DETECTION");
+    if (keep == nullptr || std::string_view(keep) != "1") {
+      absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+    }
+    return true;
+  }();
+  (void)kDeadlockDetectionOff;
   auto impl = std::make_unique<Impl>();
   impl->registry = options.registry != nullptr ? options.registry : &TransportRegistry::Default();
 
@@ -569,6 +613,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options op
   // Transport instances passed in by name need no config entry.
   v1::Config checked = config;
   for (const auto& [name, transport] : options.transports) {
+    // A ready instance is trusted: its type need not be registered.
+    config_options.extra_types.emplace_back(transport->type());
     if (!checked.transports().contains(name)) {
       (*checked.mutable_transports())[name].set_type(std::string(transport->type()));
     }
@@ -587,6 +633,13 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options op
   impl->services = std::make_shared<NodeServices>();
   impl->services->clock = impl->clock;
   impl->services->source = impl->source;
+  if (options.telemetry != nullptr) {
+    impl->services->telemetry = std::move(options.telemetry);
+  } else {
+    absl::StatusOr<std::shared_ptr<Telemetry>> telemetry = Telemetry::Create(impl->config.telemetry());
+    if (!telemetry.ok()) return telemetry.status();
+    impl->services->telemetry = *std::move(telemetry);
+  }
   // Built-in policies first (outermost), then the caller's own, innermost.
   impl->middleware = BuiltinMiddleware(impl->services);
   for (auto& f : options.middleware.client) impl->middleware.client.push_back(std::move(f));
@@ -635,7 +688,7 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
   std::shared_ptr<OpRuntime> rt = *std::move(runtime);
 
   Endpoint endpoint;
-  endpoint.operation = std::string(operation);
+  endpoint.operation = rt->site.operation;  // rollout: "op#rollout" serves "op"
   endpoint.address = rt->site.binding.address();
   endpoint.max_in_flight = options.max_in_flight;
   if (rt->site.style == Style::kEvent) {
@@ -645,13 +698,14 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
     }
     endpoint.group = options.group;
   } else {
-    endpoint.group = options.group.empty() ? std::string(operation) : options.group;
+    endpoint.group = options.group.empty() ? rt->site.operation : options.group;
   }
 
   auto inflight = std::make_shared<InFlight>();
   auto shared_handler = std::make_shared<RawHandler>(std::move(handler));
   Impl* impl = impl_.get();
-  Executor* executor = impl_->executor.get();
+  static InlineExecutor inline_executor;
+  Executor* executor = options.inline_execution ? &inline_executor : impl_->executor.get();
 
   absl::StatusOr<std::unique_ptr<Subscription>> sub;
   if (rt->site.style == Style::kRequest) {
@@ -668,10 +722,10 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
       });
     });
   } else {
-    DeliveryHandler on_delivery = [impl, executor, rt, inflight,
-                                   shared_handler](std::unique_ptr<Delivery> delivery) {
+    DeliveryHandler on_delivery = [impl, executor, rt, inflight, shared_handler,
+                                   group = endpoint.group](std::unique_ptr<Delivery> delivery) {
       inflight->Enter();
-      executor->Post([impl, rt, inflight, shared_handler,
+      executor->Post([impl, rt, inflight, shared_handler, group,
                       delivery = std::move(delivery)]() mutable {
         Envelope request = delivery->envelope();
         auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
@@ -679,7 +733,8 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
                     [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope> out) mutable {
                       impl->Settle(rt, std::move(*shared_delivery), std::move(out));
                       inflight->Leave();
-                    });
+                    },
+                    group);
       });
     };
     sub = rt->site.style == Style::kCommand ? rt->transport->Consume(endpoint, on_delivery)
@@ -688,20 +743,39 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
   if (!sub.ok()) return sub.status();
 
   auto subscription = std::shared_ptr<Subscription>(*std::move(sub));
+  std::shared_ptr<Telemetry> telemetry = impl_->services->telemetry;
+  uint64_t depth_id = rt->site.style == Style::kRequest
+                          ? 0
+                          : RegisterQueueDepth(*telemetry, rt->site, rt->transport, endpoint);
   std::shared_ptr<Impl::Registrations> regs = impl_->registrations;
   uint64_t id;
   {
     absl::MutexLock lock(&regs->mu);
     id = regs->next_id++;
-    regs->stops[id] = [subscription, inflight]() mutable {
+    regs->stops[id] = [subscription, inflight, telemetry, depth_id]() mutable {
+      if (depth_id != 0) telemetry->metrics().RemoveGaugeCallback(depth_id);
       subscription.reset();  // no new deliveries; transport handler calls returned
       inflight->WaitIdle();  // handlers already posted have finished
     };
   }
   std::weak_ptr<Impl::Registrations> weak = regs;
-  return HandlerRegistration([weak, id] {
+  HandlerRegistration primary([weak, id] {
     if (auto r = weak.lock()) r->Stop(id);
   });
+  // ---- rollout (rollout.h): the handler serves the rollout binding too ----
+  if (rt->site.binding.has_rollout()) {
+    absl::StatusOr<HandlerRegistration> second =
+        HandleRaw(rollout::RuntimeKey(operation), *shared_handler, options);
+    if (!second.ok()) return second.status();
+    auto both = std::make_shared<std::pair<HandlerRegistration, HandlerRegistration>>(
+        std::move(primary), *std::move(second));
+    return HandlerRegistration([both] {
+      both->first.Stop();
+      both->second.Stop();
+    });
+  }
+  // ---- rollout end ----
+  return primary;
 }
 
 Future<std::string> Node::CallRaw(std::string_view operation, std::string payload,
@@ -723,6 +797,22 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
     return std::move(future);
   }
   std::shared_ptr<OpRuntime> rt = *std::move(runtime);
+  // ---- rollout (rollout.h): a share of the calls, chosen by idempotency key ----
+  std::string message_id = NewMessageId();
+  if (options.idempotency_key.empty()) options.idempotency_key = message_id;
+  if (rt->site.binding.has_rollout()) {
+    bool second = rollout::TakesRollout(options.idempotency_key, rt->site.binding.rollout().percent());
+    if (second) {
+      absl::StatusOr<std::shared_ptr<OpRuntime>> r = impl_->Runtime(rollout::RuntimeKey(operation));
+      if (!r.ok()) {
+        promise.Set(r.status());
+        return std::move(future);
+      }
+      rt = *std::move(r);
+    }
+    rollout::CountPath(*impl_->services->telemetry, rt->site, second);
+  }
+  // ---- rollout end ----
   if (rt->fire_and_forget() && !IsEmptyType(reply_type)) {
     promise.Set(absl::FailedPreconditionError(Cat(
         "operation ", operation, " returns ", reply_type->full_name(),
@@ -735,7 +825,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
   Clock& clock = *impl_->clock;
   absl::Time now = clock.Now();
   Envelope env;
-  env.id = NewMessageId();
+  env.id = message_id;  // rollout: drawn above, before the path was chosen
   env.source = impl_->source;
   env.type = std::string(operation);
   env.time = now;
@@ -747,16 +837,22 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
   env.data = std::move(payload);
 
   TraceParent span;
+  std::string parent_span_id;  // for the tracing middleware; "" for a new root
   if (options.parent != nullptr) {
     span = options.parent->span().Child();
+    parent_span_id = options.parent->span().SpanId();
     env.tracestate = options.parent->tracestate();
   } else {
     TraceParent incoming;
     if (TraceParent::Parse(options.traceparent, &incoming)) {
       span = incoming.Child();
+      parent_span_id = incoming.SpanId();
       env.tracestate = std::move(options.tracestate);
     } else {
-      if (!options.traceparent.empty()) impl_->invalid_traceparent.fetch_add(1);
+      if (!options.traceparent.empty()) {
+        impl_->invalid_traceparent.fetch_add(1);
+        impl_->services->telemetry->invalid_traceparent().Increment();
+      }
       span = TraceParent::NewRoot();
     }
   }
@@ -781,6 +877,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
   info.trace_id = span.TraceId();
   info.traceparent = env.traceparent;
 
+  HopParentScope hop(parent_span_id);
   rt->client_chain(std::move(env), [promise = std::move(promise)](
                                        absl::StatusOr<Envelope> reply) mutable {
     if (!reply.ok()) {
@@ -808,6 +905,7 @@ const v1::Config& Node::config() const { return impl_->config; }
 Clock& Node::clock() const { return *impl_->clock; }
 Executor& Node::executor() const { return *impl_->executor; }
 const std::string& Node::source() const { return impl_->source; }
+Telemetry& Node::telemetry() const { return *impl_->services->telemetry; }
 
 void Node::Close() {
   if (impl_->closed.exchange(true)) return;

@@ -8,8 +8,11 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "switchboard/clock.h"
 #include "switchboard/envelope.h"
 #include "switchboard/trace_context.h"
 
@@ -33,7 +36,7 @@ class Context {
   int attempt() const { return envelope_->attempt; }
   // absl::InfiniteFuture() when the call has none.
   absl::Time deadline() const { return envelope_->deadline; }
-  absl::Duration remaining() const;
+  absl::Duration remaining() const { return envelope_->deadline - clock_->Now(); }
   bool expired() const { return remaining() <= absl::ZeroDuration(); }
 
   // This hop's span (a child of the caller's).
@@ -42,9 +45,37 @@ class Context {
   const std::string& tracestate() const { return envelope_->tracestate; }
   const Envelope& envelope() const { return *envelope_; }
 
+  // The subscriber group this delivery is for (events), or the consumer
+  // group of a command; empty for a request.
+  std::string_view group() const { return group_; }
+  void set_group(std::string_view group) { group_ = group; }
+
   // The node serving this call, for downstream calls.
   Node& node() const { return *node_; }
   const Clock& clock() const { return *clock_; }
+
+  // Per-call values a middleware offers the handler, by name (the middleware
+  // that sets one documents its type; e.g. the idempotency store's
+  // transaction). nullptr when unset. Set before the handler runs.
+  void* attachment(std::string_view key) const {
+    for (const auto& [k, v] : attachments_) {
+      if (k == key) return v;
+    }
+    return nullptr;
+  }
+  // nullptr removes the entry.
+  void set_attachment(std::string_view key, void* value) {
+    for (auto it = attachments_.begin(); it != attachments_.end(); ++it) {
+      if (it->first != key) continue;
+      if (value == nullptr) {
+        attachments_.erase(it);
+      } else {
+        it->second = value;
+      }
+      return;
+    }
+    if (value != nullptr) attachments_.emplace_back(std::string(key), value);
+  }
 
  private:
   Node* node_;
@@ -52,6 +83,8 @@ class Context {
   std::string_view transport_;
   const Envelope* envelope_;
   TraceParent span_;
+  std::string_view group_;
+  std::vector<std::pair<std::string, void*>> attachments_;
 };
 
 }  // namespace switchboard

@@ -44,6 +44,7 @@
 
 namespace switchboard {
 
+class Telemetry;
 class TransportRegistry;
 
 // An operation's name and its request and reply types. Cheap, constexpr.
@@ -81,6 +82,10 @@ struct HandlerOptions {
   std::string group;
   // Deliveries in flight for this handler at most (transport prefetch).
   int max_in_flight = 256;
+  // Run the handler on the thread that delivers the message (for inproc, the
+  // caller's thread) instead of the node's executor. Saves a thread hop per
+  // call; only for handlers that never block.
+  bool inline_execution = false;
 };
 
 // The untyped form of a handler: payload bytes in, payload bytes out. The
@@ -125,6 +130,10 @@ class Node {
     std::map<std::string, std::shared_ptr<Transport>> transports;
     // Extra policy middleware (run inside the built-in ones).
     MiddlewareFactories middleware;
+    // Metrics, spans and logs, shared with other nodes (tests, embedding);
+    // config `telemetry` is then not applied. Default: one of its own, from
+    // config `telemetry` (telemetry.h).
+    std::shared_ptr<Telemetry> telemetry;
   };
 
   // Validates `config`, creates its transports and returns a ready node, or
@@ -170,6 +179,8 @@ class Node {
   Clock& clock() const;
   Executor& executor() const;
   const std::string& source() const;
+  // This node's metrics, span sinks and call log (switchboard/telemetry.h).
+  Telemetry& telemetry() const;
 
   // Stops every handler (waiting for the ones running), fails pending calls
   // with Cancelled, and closes the transports. Idempotent.

@@ -272,6 +272,11 @@ class IdempotencyMiddleware final : public ServerMiddleware {
       return;
     }
     std::string key = request.idempotency_key.empty() ? request.id : request.idempotency_key;
+    // Each subscriber group handles an event once: groups on one node sharing
+    // a store must not swallow each other's copies.
+    if (!key.empty() && ctx.style() == Style::kEvent && !ctx.group().empty()) {
+      key = Cat(ctx.group(), "/", key);
+    }
     if (key.empty()) {
       next(ctx, std::move(request), std::move(done));
       return;

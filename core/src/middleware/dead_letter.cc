@@ -258,7 +258,8 @@ absl::StatusOr<std::vector<DeadLetter>> ReadDeadLetters(Node& node, std::string_
       options);
   if (!report.ok()) return report.status();
   absl::MutexLock lock(&mu);
-  return std::move(out);
+  std::vector<DeadLetter> result = std::move(out);
+  return result;
 }
 
 }  // namespace switchboard

@@ -1,0 +1,41 @@
+// amqp_wire.h: the Envelope <-> AMQP 1.0 message mapping (CloudEvents AMQP
+// binding, binary mode).
+//
+// Properties section: message-id = id, correlation-id, reply-to,
+// content-type = datacontenttype, creation-time = time. Every attribute also
+// travels in application-properties as `cloudEvents_<name>` (native AMQP
+// types: timestamp for time/expirytime, long for attempt/statuscode), plus
+// the plain W3C `traceparent` / `tracestate`. The payload is one data
+// section. Readers accept the native types and the canonical strings.
+//
+// Thread safety: pure functions, callable from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proton/message.hpp"
+#include "switchboard/envelope.h"
+
+namespace switchboard::amqp {
+
+inline constexpr std::string_view kCePrefix = "cloudEvents_";
+
+// Writes `env` into `msg` (cleared first). `durable` sets the header's
+// durable flag (commands, events and their dead letters).
+void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg);
+
+// Reads an envelope. InvalidArgument naming the attribute when a required
+// attribute is missing or an attribute has the wrong type; never throws.
+[[nodiscard]] absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg);
+
+// Adds the dead-letter reason to a raw message that could not be mapped (so
+// nothing is lost, even when it is not a valid envelope).
+void AnnotateDeadLetter(const absl::Status& reason, proton::message* msg);
+
+// Best-effort message id of a raw message, for logs and counters.
+[[nodiscard]] std::string MessageIdOf(const proton::message& msg);
+
+}  // namespace switchboard::amqp

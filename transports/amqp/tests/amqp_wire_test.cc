@@ -1,0 +1,241 @@
+// The Envelope <-> AMQP message mapping, without a broker.
+#include "amqp_wire.h"
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "address_scheme.h"
+#include "gtest/gtest.h"
+#include "proton/binary.hpp"
+#include "proton/codec/vector.hpp"
+#include "proton/message.hpp"
+#include "proton/message_id.hpp"
+#include "proton/scalar.hpp"
+#include "proton/timestamp.hpp"
+
+namespace switchboard::amqp {
+namespace {
+
+Envelope FullEnvelope() {
+  Envelope e;
+  e.id = "0190a0b2-id";
+  e.source = "//test/node-1";
+  e.type = "orders.v1.Orders/PlaceOrder";
+  e.time = absl::FromUnixMillis(1'800'000'123'456);
+  e.data_content_type = "application/protobuf";
+  e.subject = "order-42";
+  e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  e.tracestate = "vendor=abc";
+  e.idempotency_key = "idem-1";
+  e.deadline = absl::FromUnixMillis(1'800'000'133'456);
+  e.correlation_id = "corr-1";
+  e.reply_to = "/queue/sb.reply.x";
+  e.attempt = 3;
+  e.style = Style::kCommand;
+  e.status = absl::NotFoundError("no such order");
+  e.extensions["tenant"] = "acme";
+  e.data = std::string("\x00\x01\xffpayload", 10);
+  return e;
+}
+
+TEST(AmqpWireTest, RoundTripKeepsEveryAttribute) {
+  const Envelope in = FullEnvelope();
+  proton::message msg;
+  EnvelopeToMessage(in, /*durable=*/true, &msg);
+  // Through the codec too, as the broker would see it.
+  std::vector<char> bytes;
+  msg.encode(bytes);
+  proton::message decoded;
+  decoded.decode(bytes);
+
+  auto out = MessageToEnvelope(decoded);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->id, in.id);
+  EXPECT_EQ(out->source, in.source);
+  EXPECT_EQ(out->spec_version, "1.0");
+  EXPECT_EQ(out->type, in.type);
+  EXPECT_EQ(out->time, in.time);
+  EXPECT_EQ(out->data_content_type, in.data_content_type);
+  EXPECT_EQ(out->subject, in.subject);
+  EXPECT_EQ(out->traceparent, in.traceparent);
+  EXPECT_EQ(out->tracestate, in.tracestate);
+  EXPECT_EQ(out->idempotency_key, in.idempotency_key);
+  EXPECT_EQ(out->deadline, in.deadline);
+  EXPECT_EQ(out->correlation_id, in.correlation_id);
+  EXPECT_EQ(out->reply_to, in.reply_to);
+  EXPECT_EQ(out->attempt, 3);
+  EXPECT_EQ(out->style, Style::kCommand);
+  EXPECT_EQ(out->status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(out->status.message(), "no such order");
+  EXPECT_EQ(out->extensions.at("tenant"), "acme");
+  EXPECT_EQ(out->data, in.data);
+}
+
+TEST(AmqpWireTest, NativeTypesAndAmqpPropertiesOnTheWire) {
+  proton::message msg;
+  EnvelopeToMessage(FullEnvelope(), /*durable=*/true, &msg);
+  EXPECT_TRUE(msg.durable());
+  EXPECT_EQ(proton::get<std::string>(msg.id()), "0190a0b2-id");
+  EXPECT_EQ(proton::get<std::string>(msg.correlation_id()), "corr-1");
+  EXPECT_EQ(msg.reply_to(), "/queue/sb.reply.x");
+  EXPECT_EQ(msg.content_type(), "application/protobuf");
+  EXPECT_EQ(msg.creation_time().milliseconds(), 1'800'000'123'456);
+  EXPECT_TRUE(msg.inferred());  // binary body as a data section
+  const auto& p = msg.properties();
+  EXPECT_EQ(p.get("cloudEvents_time").type(), proton::TIMESTAMP);
+  EXPECT_EQ(p.get("cloudEvents_expirytime").type(), proton::TIMESTAMP);
+  EXPECT_EQ(p.get("cloudEvents_attempt").type(), proton::LONG);
+  EXPECT_EQ(p.get("cloudEvents_statuscode").type(), proton::LONG);
+  EXPECT_EQ(proton::get<std::string>(p.get("cloudEvents_specversion")), "1.0");
+  // Trace context in both forms.
+  EXPECT_EQ(proton::get<std::string>(p.get("cloudEvents_traceparent")),
+            proton::get<std::string>(p.get("traceparent")));
+  EXPECT_EQ(proton::get<std::string>(p.get("tracestate")), "vendor=abc");
+  EXPECT_EQ(proton::get<std::string>(p.get("cloudEvents_tenant")), "acme");
+}
+
+TEST(AmqpWireTest, AcceptsCanonicalStringForms) {
+  proton::message msg;
+  auto& p = msg.properties();
+  p.put("cloudEvents_id", std::string("x1"));
+  p.put("cloudEvents_type", std::string("a.b.C"));
+  p.put("cloudEvents_specversion", std::string("1.0"));
+  p.put("cloudEvents_time", std::string("2027-01-15T08:00:00.250Z"));
+  p.put("cloudEvents_expirytime", std::string("2027-01-15T08:00:30Z"));
+  p.put("cloudEvents_attempt", std::string("4"));
+  p.put("cloudEvents_statuscode", std::string("UNAVAILABLE"));
+  p.put("cloudEvents_statusmessage", std::string("down"));
+  p.put("cloudEvents_flag", true);
+  p.put("cloudEvents_count", int32_t{7});
+  p.put("traceparent", std::string("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+  msg.content_type("application/json");
+  msg.body(std::string("{}"));
+
+  auto out = MessageToEnvelope(msg);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->time, *ParseRfc3339("2027-01-15T08:00:00.250Z"));
+  EXPECT_EQ(out->deadline, *ParseRfc3339("2027-01-15T08:00:30Z"));
+  EXPECT_EQ(out->attempt, 4);
+  EXPECT_EQ(out->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(out->status.message(), "down");
+  EXPECT_EQ(out->extensions.at("flag"), "true");
+  EXPECT_EQ(out->extensions.at("count"), "7");
+  EXPECT_EQ(out->data_content_type, "application/json");  // from content-type
+  EXPECT_EQ(out->traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  EXPECT_EQ(out->data, "{}");
+}
+
+proton::message Minimal() {
+  proton::message msg;
+  msg.properties().put("cloudEvents_id", std::string("x1"));
+  msg.properties().put("cloudEvents_type", std::string("a.b.C"));
+  msg.properties().put("cloudEvents_specversion", std::string("1.0"));
+  return msg;
+}
+
+TEST(AmqpWireTest, MinimalMessageIsValid) {
+  auto out = MessageToEnvelope(Minimal());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->attempt, 1);
+  EXPECT_FALSE(out->has_deadline());
+  EXPECT_TRUE(out->status.ok());
+}
+
+TEST(AmqpWireTest, MissingIdOrTypeIsInvalidArgument) {
+  proton::message no_props;
+  EXPECT_EQ(MessageToEnvelope(no_props).status().code(), absl::StatusCode::kInvalidArgument);
+
+  proton::message no_id = Minimal();
+  no_id.properties().erase("cloudEvents_id");
+  auto s = MessageToEnvelope(no_id).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cloudEvents_id"), std::string::npos) << s;
+
+  proton::message no_type = Minimal();
+  no_type.properties().erase("cloudEvents_type");
+  s = MessageToEnvelope(no_type).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cloudEvents_type"), std::string::npos) << s;
+}
+
+TEST(AmqpWireTest, WrongTypesAreInvalidArgument) {
+  struct Case {
+    const char* key;
+    proton::scalar value;
+  };
+  const Case cases[] = {
+      {"cloudEvents_id", proton::scalar(int64_t{5})},
+      {"cloudEvents_type", proton::scalar(true)},
+      {"cloudEvents_time", proton::scalar(3.5)},
+      {"cloudEvents_time", proton::scalar(std::string("yesterday"))},
+      {"cloudEvents_expirytime", proton::scalar(std::string("not a time"))},
+      {"cloudEvents_attempt", proton::scalar(std::string("many"))},
+      {"cloudEvents_attempt", proton::scalar(int64_t{0})},
+      {"cloudEvents_attempt", proton::scalar(2.0)},
+      {"cloudEvents_style", proton::scalar(std::string("shout"))},
+      {"cloudEvents_statuscode", proton::scalar(std::string("NOPE"))},
+      {"cloudEvents_replyto", proton::scalar(int32_t{1})},
+      {"cloudEvents_specversion", proton::scalar(std::string("0.3"))},
+  };
+  for (const Case& c : cases) {
+    proton::message msg = Minimal();
+    msg.properties().put(c.key, c.value);
+    auto s = MessageToEnvelope(msg).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.key << ": " << s;
+  }
+}
+
+TEST(AmqpWireTest, BodyThatIsNotDataIsInvalidArgument) {
+  proton::message msg = Minimal();
+  msg.body(proton::value(std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(MessageToEnvelope(msg).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(AmqpWireTest, GarbageBytesNeverCrash) {
+  // Bytes that decode to some message, or fail to decode at all: either way
+  // the mapping answers with a status.
+  for (int seed = 0; seed < 200; ++seed) {
+    proton::message full;
+    EnvelopeToMessage(FullEnvelope(), true, &full);
+    std::vector<char> bytes;
+    full.encode(bytes);
+    for (size_t i = 0; i < bytes.size(); i += 7 + seed % 5) {
+      bytes[i] = static_cast<char>(bytes[i] ^ (seed * 31 + i));
+    }
+    proton::message m;
+    try {
+      m.decode(bytes);
+    } catch (const std::exception&) {
+      continue;
+    }
+    auto out = MessageToEnvelope(m);
+    if (!out.ok()) EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(AmqpWireTest, DeadLetterAnnotationOnRawMessage) {
+  proton::message msg;
+  msg.body(std::string("garbage"));
+  AnnotateDeadLetter(absl::InvalidArgumentError("no cloudEvents_id"), &msg);
+  EXPECT_TRUE(msg.durable());
+  EXPECT_EQ(proton::get<std::string>(msg.properties().get("cloudEvents_deadletterreason")),
+            "no cloudEvents_id");
+  EXPECT_EQ(proton::get<std::string>(msg.properties().get("cloudEvents_deadlettercode")),
+            "INVALID_ARGUMENT");
+}
+
+TEST(AmqpWireTest, RabbitMqAddressScheme) {
+  auto scheme = MakeAddressScheme("rabbitmq", "t1.");
+  ASSERT_TRUE(scheme.ok());
+  EXPECT_EQ((*scheme)->CommandQueue("orders.v1.Orders/PlaceOrder"), "t1.orders.v1.Orders.PlaceOrder");
+  EXPECT_EQ((*scheme)->RequestQueue("a.B/C"), "t1.req.a.B.C");
+  EXPECT_EQ((*scheme)->GroupQueue("orders.v1.OrderPlaced", "pay ment"),
+            "t1.evt.orders.v1.OrderPlaced.pay_ment");
+  EXPECT_EQ((*scheme)->DeclaringQueueAddress("q"), "/queue/q");
+  EXPECT_EQ((*scheme)->ExistingQueueAddress("q"), "/amq/queue/q");
+  EXPECT_EQ((*scheme)->TopicAddress("k"), "/exchange/amq.topic/k");
+  EXPECT_EQ(MakeAddressScheme("artemis", "").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace switchboard::amqp

@@ -1,0 +1,205 @@
+// The raw AMQP 1.0 baseline with Qpid Proton C++ through the same RabbitMQ as
+// the Switchboard node:
+//   request   client sends to a request queue; a receiver answers each
+//             message on a reply queue; the client's receiver gets the reply
+//   command   durable messages to a durable queue (UNSETTLED_STATE termini),
+//             accepted by the receiver
+//   event     messages to /topic/<key>; the receiver has its own queue
+// One connection on one container thread. Proton objects are touched only on
+// that thread: callers hand sends over through the connection's work queue.
+#include <proton/connection.hpp>
+#include <proton/connection_options.hpp>
+#include <proton/container.hpp>
+#include <proton/delivery.hpp>
+#include <proton/message.hpp>
+#include <proton/messaging_handler.hpp>
+#include <proton/receiver.hpp>
+#include <proton/receiver_options.hpp>
+#include <proton/sender.hpp>
+#include <proton/sender_options.hpp>
+#include <proton/source_options.hpp>
+#include <proton/target_options.hpp>
+#include <proton/transport.hpp>
+#include <proton/work_queue.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "bench_workload.h"
+
+namespace switchboard::bench {
+namespace {
+
+constexpr int kCredit = 256;
+
+class RawAmqp : public Workload, public proton::messaging_handler {
+ public:
+  static absl::StatusOr<std::unique_ptr<Workload>> Create(const RawOptions& o) {
+    if (o.url.empty()) return absl::NotFoundError("SWITCHBOARD_TEST_AMQP_URL is not set");
+    auto w = std::unique_ptr<RawAmqp>(new RawAmqp(o));
+    w->thread_ = std::thread([raw = w.get()] {
+      try {
+        raw->container_.run();
+      } catch (const std::exception& e) {
+        raw->Fail(e.what());
+      }
+    });
+    std::unique_lock<std::mutex> lock(w->mu_);
+    bool ready = w->cv_.wait_for(lock, std::chrono::seconds(15), [&] {
+      return w->links_open_ >= w->links_needed_ || !w->error_.empty();
+    });
+    if (!ready || !w->error_.empty()) {
+      std::string why = w->error_.empty() ? "links did not open within 15 s" : w->error_;
+      lock.unlock();
+      // Proton may stall while closing; the process leaves with _Exit, so the
+      // container thread is left behind rather than waited for.
+      w->thread_.detach();
+      (void)w.release();
+      return absl::UnavailableError("raw AMQP: " + why);
+    }
+    return std::unique_ptr<Workload>(std::move(w));
+  }
+
+  // Left running: see Create. The runner keeps every raw workload until it
+  // exits with _Exit.
+  ~RawAmqp() override {
+    if (thread_.joinable()) thread_.detach();
+  }
+
+  absl::Status RunOnce(int slot, uint64_t seq) override {
+    std::string bytes = MakeRequest(slot, seq, options_.payload_bytes).SerializeAsString();
+    bool queued = work_queue_->add([this, bytes = std::move(bytes)]() mutable {
+      proton::message m;
+      m.body(proton::binary(bytes.begin(), bytes.end()));
+      m.content_type("application/protobuf");
+      if (options_.style == Style::kCommand) m.durable(true);
+      if (options_.style == Style::kRequest) m.reply_to(reply_address_);
+      client_sender_.send(m);
+    });
+    if (!queued) return absl::UnavailableError("raw AMQP: connection closed");
+    if (!signals_.Wait(slot, seq)) return absl::DeadlineExceededError("no delivery in time");
+    return absl::OkStatus();
+  }
+
+ private:
+  explicit RawAmqp(const RawOptions& o) : options_(o), signals_(o.concurrency) {
+    const char* kind = o.style == Style::kRequest ? "req" : o.style == Style::kCommand ? "cmd" : "evt";
+    std::string base = "rawbench." + o.run_id + "." + kind;
+    if (o.style == Style::kEvent) {
+      address_ = "/topic/" + base;
+    } else {
+      address_ = "/queue/" + base;
+    }
+    reply_address_ = "/queue/" + base + ".reply";
+    links_needed_ = o.style == Style::kRequest ? 4 : 2;
+    // amqp://user:password@host:port -> credentials and the plain URL.
+    std::string url = o.url;
+    size_t scheme = url.find("://");
+    size_t at = url.find('@');
+    if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
+      std::string creds = url.substr(scheme + 3, at - scheme - 3);
+      size_t colon = creds.find(':');
+      user_ = creds.substr(0, colon);
+      if (colon != std::string::npos) password_ = creds.substr(colon + 1);
+      url = url.substr(0, scheme + 3) + url.substr(at + 1);
+    }
+    url_ = url;
+  }
+
+  void Fail(const std::string& why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.empty()) error_ = why;
+    cv_.notify_all();
+  }
+
+  void on_container_start(proton::container& c) override {
+    proton::connection_options co;
+    co.sasl_enabled(true);
+    co.sasl_allow_insecure_mechs(true);
+    if (!user_.empty()) co.user(user_);
+    if (!password_.empty()) co.password(password_);
+    c.connect(url_, co);
+  }
+
+  void on_connection_open(proton::connection& conn) override {
+    work_queue_ = &conn.work_queue();
+    proton::sender_options so;
+    proton::receiver_options ro;
+    ro.credit_window(kCredit);
+    if (options_.style == Style::kCommand) {
+      so.target(proton::target_options().durability_mode(proton::target::UNSETTLED_STATE));
+      ro.source(proton::source_options().durability_mode(proton::source::UNSETTLED_STATE));
+    }
+    // The consumer first, so that a topic's queue exists before anything is sent.
+    server_receiver_ = conn.open_receiver(address_, ro);
+    client_sender_ = conn.open_sender(address_, so);
+    if (options_.style == Style::kRequest) {
+      server_sender_ = conn.open_sender(reply_address_, proton::sender_options());
+      proton::receiver_options rr;
+      rr.credit_window(kCredit);
+      client_receiver_ = conn.open_receiver(reply_address_, rr);
+    }
+  }
+
+  void LinkOpened() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++links_open_;
+    cv_.notify_all();
+  }
+  void on_sender_open(proton::sender&) override { LinkOpened(); }
+  void on_receiver_open(proton::receiver&) override { LinkOpened(); }
+
+  void on_message(proton::delivery& d, proton::message& m) override {
+    proton::binary body = proton::get<proton::binary>(m.body());
+    std::string bytes(body.begin(), body.end());
+    if (options_.style == Style::kRequest && d.receiver() == server_receiver_) {
+      absl::StatusOr<std::string> reply = EchoBytes(bytes);
+      if (!reply.ok()) return;
+      proton::message out;
+      out.body(proton::binary(reply->begin(), reply->end()));
+      out.content_type("application/protobuf");
+      server_sender_.send(out);
+      return;
+    }
+    int slot = 0;
+    uint64_t seq = 0;
+    if (options_.style == Style::kRequest) {
+      test::v1::EchoReply reply;
+      if (!reply.ParseFromString(bytes) || !ParseSlot(reply.text(), &slot, &seq)) return;
+    } else {
+      test::v1::EchoRequest req;
+      if (!req.ParseFromString(bytes) || !ParseSlot(req.text(), &slot, &seq)) return;
+    }
+    signals_.Done(slot, seq);
+  }
+
+  void on_error(const proton::error_condition& e) override { Fail(e.what()); }
+  void on_transport_error(proton::transport& t) override { Fail(t.error().what()); }
+
+  RawOptions options_;
+  SlotSignals signals_;
+  std::string url_, user_, password_;
+  std::string address_, reply_address_;
+  int links_needed_ = 2;
+  proton::container container_{*this};
+  std::thread thread_;
+  // Set on the container thread before the links open; read by callers
+  // after Create saw them open (the mutex orders the two).
+  proton::work_queue* work_queue_ = nullptr;
+  proton::sender client_sender_, server_sender_;
+  proton::receiver server_receiver_, client_receiver_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int links_open_ = 0;
+  std::string error_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Workload>> MakeRawAmqp(const RawOptions& options) {
+  return RawAmqp::Create(options);
+}
+
+}  // namespace switchboard::bench

@@ -699,8 +699,8 @@ class Parser {
                    absl::StrCat("write `", example, "`"));
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
-      const YAML::Node& value = it->second;
+      const YAML::Node key = it->first;  // a copy: it->first is a temporary
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         return Error(key.Mark(), absl::StrCat("a key in `", label, "` is ", Describe(key), ", not a name"),
                      "write keys as plain names");
@@ -730,7 +730,7 @@ class Parser {
       const pb::FieldDescriptor* key_field = f->message_type()->map_key();
       const pb::FieldDescriptor* value_field = f->message_type()->map_value();
       for (auto it = value.begin(); it != value.end(); ++it) {
-        const YAML::Node& key = it->first;
+        const YAML::Node key = it->first;  // a copy: it->first is a temporary
         if (!key.IsScalar()) {
           return Error(key.Mark(), absl::StrCat("a key in `", label, "` is ", Describe(key), ", not a name"),
                        "write keys as plain names");
@@ -965,7 +965,7 @@ class Parser {
     const std::string& type = out->type();
     const pb::FieldDescriptor* options_field = IsBuiltinType(type) ? d->FindFieldByName(type) : nullptr;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: it->first is a temporary
       if (!key.IsScalar()) {
         return Error(key.Mark(), absl::StrCat("a key in transport `", label, "` is ", Describe(key)),
                      "write keys as plain names");

@@ -31,3 +31,21 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log
+
+# Bad input and sanitizers (docs/reliability.md). `fuzz` builds the libFuzzer
+# targets with clang in build-fuzz/ and runs each for FUZZ_SECONDS;
+# `fuzz-smoke` runs each for a few seconds. test-asan / test-tsan build the
+# unit and conformance suites with a sanitizer in build-asan/ / build-tsan/.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz-smoke test-asan test-tsan
+fuzz: deps
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	@bash scripts/fuzz.sh 4
+
+test-asan: deps
+	@JOBS=$(JOBS) bash scripts/test-sanitizers.sh asan
+
+test-tsan: deps
+	@JOBS=$(JOBS) bash scripts/test-sanitizers.sh tsan

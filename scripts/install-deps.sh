@@ -13,6 +13,7 @@ packages=(
   libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
   prometheus
   openssl curl python3
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -47,6 +47,24 @@ class TimerTable {
   uint64_t next_id_ ABSL_GUARDED_BY(mu) = 1;
 };
 
+// Registers `fn` in `state->table`; the handle cancels it while the clock
+// lives. `State` is any struct with a `TimerTable table`.
+template <class State>
+TimerHandle AddTimer(const std::shared_ptr<State>& state, absl::Time when, std::function<void()> fn) {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&state->table.mu);
+    id = state->table.Add(when, std::move(fn));
+  }
+  std::weak_ptr<State> weak = state;
+  return TimerHandle([weak, when, id] {
+    auto locked = weak.lock();
+    if (!locked) return false;
+    absl::MutexLock lock(&locked->table.mu);
+    return locked->table.Cancel(when, id);
+  });
+}
+
 class RealClock final : public Clock {
  public:
   RealClock() : state_(std::make_shared<State>()) {
@@ -57,18 +75,7 @@ class RealClock final : public Clock {
   absl::Time Now() const override { return absl::Now(); }
 
   TimerHandle RunAt(absl::Time when, std::function<void()> fn) override {
-    uint64_t id;
-    {
-      absl::MutexLock lock(&state_->table.mu);
-      id = state_->table.Add(when, std::move(fn));
-    }
-    std::weak_ptr<State> weak = state_;
-    return TimerHandle([weak, when, id] {
-      auto state = weak.lock();
-      if (!state) return false;
-      absl::MutexLock lock(&state->table.mu);
-      return state->table.Cancel(when, id);
-    });
+    return AddTimer(state_, when, std::move(fn));
   }
 
  private:
@@ -127,18 +134,7 @@ absl::Time FakeClock::Now() const {
 }
 
 TimerHandle FakeClock::RunAt(absl::Time when, std::function<void()> fn) {
-  uint64_t id;
-  {
-    absl::MutexLock lock(&state_->table.mu);
-    id = state_->table.Add(when, std::move(fn));
-  }
-  std::weak_ptr<State> weak = state_;
-  return TimerHandle([weak, when, id] {
-    auto state = weak.lock();
-    if (!state) return false;
-    absl::MutexLock lock(&state->table.mu);
-    return state->table.Cancel(when, id);
-  });
+  return AddTimer(state_, when, std::move(fn));
 }
 
 void FakeClock::Advance(absl::Duration d) {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -200,6 +201,11 @@ struct Cell {
   std::string style;  // "request" or "command"
   bool reply;
 };
+
+// Shown by ctest as "# GetParam() = nats style=command reply=true".
+void PrintTo(const Cell& cell, std::ostream* os) {
+  *os << cell.transport << " style=" << cell.style << " reply=" << (cell.reply ? "true" : "false");
+}
 
 std::string CellName(const ::testing::TestParamInfo<Cell>& info) {
   std::string name = info.param.transport + "_" + info.param.style + (info.param.reply ? "_reply" : "");

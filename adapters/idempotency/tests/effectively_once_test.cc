@@ -364,9 +364,9 @@ v1::TransportConfig NatsConfig(const std::string& url, const std::string& prefix
   return t;
 }
 
-// Not a test of its own: the consumer process NatsKilledConsumerIsRestarted
-// starts and kills. Skipped when run any other way.
-TEST(EffectivelyOnceTest, ConsumerProcess) {
+// Not a test of its own (hence DISABLED_): the consumer process that
+// NatsKilledConsumerIsRestarted starts and kills.
+TEST(EffectivelyOnceTest, DISABLED_ConsumerProcess) {
   std::string path = Env("SB_EO_CONSUMER_DB");
   if (path.empty()) {
     GTEST_SKIP() << "runs only as the consumer process of NatsKilledConsumerIsRestarted";
@@ -396,8 +396,9 @@ pid_t StartConsumer(const std::vector<std::string>& extra_env) {
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
   std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  std::string filter = "--gtest_filter=EffectivelyOnceTest.ConsumerProcess";
-  char* argv[] = {self.data(), filter.data(), nullptr};
+  std::string filter = "--gtest_filter=EffectivelyOnceTest.DISABLED_ConsumerProcess";
+  std::string disabled = "--gtest_also_run_disabled_tests";
+  char* argv[] = {self.data(), filter.data(), disabled.data(), nullptr};
   pid_t pid = fork();
   if (pid == 0) {
     execve(self.c_str(), argv, envp.data());

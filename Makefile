@@ -19,9 +19,11 @@ build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
 # Starts every server the tests need on loopback (free ports), runs ctest,
-# stops the servers whatever happens.
+# stops the servers whatever happens. A failed test is run once more, and
+# ctest lists every test that needed it; one that fails twice fails the run.
 test: build
-	@bash scripts/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 600
+	@bash scripts/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) --timeout 600 \
+	  --repeat until-pass:2
 
 demo: build
 	@$(BUILD)/examples/orders/orders_demo

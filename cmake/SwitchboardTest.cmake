@@ -16,7 +16,7 @@ function(switchboard_add_test name)
     gtest_discover_tests(${name} TEST_FILTER "-${ARG_SERIAL}" DISCOVERY_TIMEOUT 60
                          PROPERTIES TIMEOUT 300 LABELS "${labels}")
     gtest_discover_tests(${name} TEST_FILTER "${ARG_SERIAL}" DISCOVERY_TIMEOUT 60
-                         PROPERTIES TIMEOUT 300 LABELS "${labels};serial" RUN_SERIAL TRUE)
+                         PROPERTIES RUN_SERIAL TRUE TIMEOUT 300 LABELS "${labels}")
   else()
     gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300 LABELS "${labels}")
   endif()

@@ -13,8 +13,10 @@ start() {
   # max_payload_bytes (4 MiB); the conformance suite sends 1 MiB + headers.
   echo "max_payload: 8MB" > "$dir/nats.conf"
   # Its own stdout/stderr: an inherited pipe would keep the caller's
-  # $(nats.sh start ...) waiting until the server exits.
-  nats-server -c "$dir/nats.conf" -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" \
+  # $(nats.sh start ...) waiting until the server exits. Its own session: a
+  # test that restarts it must not take it down when the test's process
+  # group is cleaned up.
+  setsid nats-server -c "$dir/nats.conf" -js -a 127.0.0.1 -p "$port" -sd "$dir/js" -l "$dir/nats.log" \
     >>"$dir/nats.out" 2>&1 </dev/null &
   echo $! > "$dir/pid"
   for _ in $(seq 1 100); do

@@ -42,27 +42,35 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 template <typename T>
 class Inbox {
  public:
+  // Transport threads push while the test may already be done with the
+  // inbox: each side holds the state, so the last Unlock never touches a
+  // destroyed mutex.
   void Push(T v) {
-    absl::MutexLock lock(&mu_);
-    items_.push_back(std::move(v));
+    std::shared_ptr<State> s = s_;
+    absl::MutexLock lock(&s->mu);
+    s->items.push_back(std::move(v));
   }
   // Empty pointer on timeout.
   std::unique_ptr<T> Pop(absl::Duration timeout = kWait) {
-    absl::MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !items_.empty(); };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) return nullptr;
-    auto out = std::make_unique<T>(std::move(items_.front()));
-    items_.pop_front();
+    std::shared_ptr<State> s = s_;
+    absl::MutexLock lock(&s->mu);
+    auto ready = [&s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return !s->items.empty(); };
+    if (!s->mu.AwaitWithTimeout(absl::Condition(&ready), timeout)) return nullptr;
+    auto out = std::make_unique<T>(std::move(s->items.front()));
+    s->items.pop_front();
     return out;
   }
   size_t size() {
-    absl::MutexLock lock(&mu_);
-    return items_.size();
+    absl::MutexLock lock(&s_->mu);
+    return s_->items.size();
   }
 
  private:
-  absl::Mutex mu_;
-  std::deque<T> items_ ABSL_GUARDED_BY(mu_);
+  struct State {
+    absl::Mutex mu;
+    std::deque<T> items ABSL_GUARDED_BY(mu);
+  };
+  std::shared_ptr<State> s_ = std::make_shared<State>();
 };
 
 // Waits for a DoneCallback.

@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "switchboard/status.h"
+#include "switchboard/testing/envelope_testing.h"
 #include "switchboard/v1/envelope.pb.h"
 
 namespace switchboard {
@@ -35,23 +36,7 @@ TEST(EnvelopeTest, ProtoRoundTripKeepsEveryAttribute) {
   ToProto(in, &proto);
   Envelope out;
   ASSERT_TRUE(FromProto(proto, &out).ok());
-  EXPECT_EQ(out.id, in.id);
-  EXPECT_EQ(out.source, in.source);
-  EXPECT_EQ(out.type, in.type);
-  EXPECT_EQ(out.time, in.time);
-  EXPECT_EQ(out.data_content_type, in.data_content_type);
-  EXPECT_EQ(out.subject, in.subject);
-  EXPECT_EQ(out.traceparent, in.traceparent);
-  EXPECT_EQ(out.tracestate, in.tracestate);
-  EXPECT_EQ(out.idempotency_key, in.idempotency_key);
-  EXPECT_EQ(out.deadline, in.deadline);
-  EXPECT_EQ(out.correlation_id, in.correlation_id);
-  EXPECT_EQ(out.reply_to, in.reply_to);
-  EXPECT_EQ(out.attempt, 3);
-  EXPECT_EQ(out.style, Style::kCommand);
-  EXPECT_EQ(out.status, in.status);
-  EXPECT_EQ(out.extensions, in.extensions);
-  EXPECT_EQ(out.data, in.data);
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(out, in));
 }
 
 TEST(EnvelopeTest, FromProtoRejectsMissingAttributes) {
@@ -104,6 +89,30 @@ TEST(StatusTest, OneRuleDecidesRetryability) {
   EXPECT_EQ(code, absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(CodeName(absl::StatusCode::kUnavailable), "UNAVAILABLE");
   EXPECT_FALSE(ParseCode("NOPE", &code));
+}
+
+}  // namespace
+}  // namespace switchboard
+
+namespace switchboard {
+namespace {
+
+TEST(EnvelopeTestingTest, NamesEveryAttributeThatDiffers) {
+  Envelope a;
+  a.id = "1";
+  a.type = "t";
+  a.extensions["tenant"] = "acme";
+  Envelope b = a;
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(a, b));
+  b.subject = "other";
+  b.extensions["tenant"] = "globex";
+  b.extensions["extra"] = "x";
+  ::testing::AssertionResult r = ::switchboard::testing::EnvelopesEqual(a, b);
+  ASSERT_FALSE(r);
+  std::string message = r.message();
+  EXPECT_NE(message.find("subject"), std::string::npos) << message;
+  EXPECT_NE(message.find("extension tenant"), std::string::npos) << message;
+  EXPECT_NE(message.find("extension extra: missing"), std::string::npos) << message;
 }
 
 }  // namespace

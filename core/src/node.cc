@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <unordered_map>
 
 #include "absl/strings/match.h"
@@ -166,13 +167,15 @@ class Node::Impl {
   absl::StatusOr<v1::OperationBinding> BindingFor(std::string_view operation) const;
   absl::StatusOr<std::shared_ptr<OpRuntime>> BuildRuntime(std::string_view operation);
 
-  void Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope env, ReplyCallback done);
+  void Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope&& env, ReplyCallback done);
   void DispatchCommandWithReply(const std::shared_ptr<OpRuntime>& rt, Envelope env,
                                 ReplyCallback done);
   absl::StatusOr<std::string> InboxAddress(const std::shared_ptr<Transport>& transport);
   void OnReply(Envelope reply);
 
-  void Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler, Envelope request,
+  ServerNext BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
+                              std::shared_ptr<RawHandler> handler);
+  void Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain, Envelope request,
              ReplyCallback done, std::string_view group = {});
   void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
               absl::StatusOr<Envelope> outcome);
@@ -305,7 +308,7 @@ absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::BuildRuntime(std::string_
   // The client chain: each middleware wraps the next; the innermost step hands
   // the envelope to the transport in the operation's style.
   std::weak_ptr<OpRuntime> weak = rt;
-  ClientNext next = [this, weak](Envelope env, ReplyCallback done) {
+  ClientNext next = [this, weak](Envelope&& env, ReplyCallback done) {
     auto self = weak.lock();
     if (!self) {
       std::move(done)(absl::CancelledError("node closed"));
@@ -316,7 +319,7 @@ absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::BuildRuntime(std::string_
   for (auto it = rt->client_middleware.rbegin(); it != rt->client_middleware.rend(); ++it) {
     ClientMiddleware* mw = it->get();
     const CallSite* site = &rt->site;
-    next = [mw, site, inner = std::move(next)](Envelope env, ReplyCallback done) {
+    next = [mw, site, inner = std::move(next)](Envelope&& env, ReplyCallback done) {
       mw->Invoke(*site, std::move(env), std::move(done), inner);
     };
   }
@@ -324,7 +327,7 @@ absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::BuildRuntime(std::string_
   return rt;
 }
 
-void Node::Impl::Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope env, ReplyCallback done) {
+void Node::Impl::Dispatch(const std::shared_ptr<OpRuntime>& rt, Envelope&& env, ReplyCallback done) {
   if (env.data.size() > rt->max_payload_bytes) {
     std::move(done)(absl::ResourceExhaustedError(Cat(
         "payload of ", env.data.size(), " bytes exceeds max_payload_bytes (", rt->max_payload_bytes,
@@ -460,19 +463,48 @@ Envelope Node::Impl::MakeReply(const Envelope& request, absl::Status status, std
   return reply;
 }
 
+// The server chain of one handler registration: the operation's server
+// middleware around the handler, built once and shared by its calls.
+ServerNext Node::Impl::BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
+                                        std::shared_ptr<RawHandler> handler) {
+  ServerNext next = [this, handler = std::move(handler)](Context& ctx, const Envelope& request,
+                                                         ReplyCallback reply_done) {
+    (*handler)(ctx, request,
+               [this, &ctx, reply_done = std::move(reply_done)](
+                   absl::StatusOr<std::string> result) mutable {
+                 if (!result.ok()) {
+                   std::move(reply_done)(MakeReply(ctx.envelope(), result.status(), ""));
+                   return;
+                 }
+                 std::move(reply_done)(
+                     MakeReply(ctx.envelope(), absl::OkStatus(), *std::move(result)));
+               });
+  };
+  for (auto it = rt->server_middleware.rbegin(); it != rt->server_middleware.rend(); ++it) {
+    ServerMiddleware* mw = it->get();
+    const CallSite* site = &rt->site;
+    next = [mw, site, inner = std::move(next)](Context& ctx, const Envelope& request,
+                                               ReplyCallback done) {
+      mw->Invoke(*site, ctx, request, std::move(done), inner);
+    };
+  }
+  return next;
+}
+
 // Runs the server chain and the handler for one request/command/event.
 // `done` gets the reply envelope (status inside) or an error.
-void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& handler,
+void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain,
                        Envelope request, ReplyCallback done, std::string_view group) {
-  // The context and the request live until the handler's result arrives.
+  // The request, its context and `done` live in one block until the reply
+  // is out; the chain's middleware refer to the request in place.
   struct CallState {
+    CallState(Envelope&& r, std::string_view g) : request(std::move(r)), group(g) {}
     Envelope request;
     std::string group;
-    std::unique_ptr<Context> ctx;
+    std::optional<Context> ctx;
+    ReplyCallback done;
   };
-  auto state = std::make_shared<CallState>();
-  state->request = std::move(request);
-  state->group = std::string(group);
+  auto state = std::make_shared<CallState>(std::move(request), group);
   TraceParent incoming;
   TraceParent span;
   std::string parent_span_id;  // for the tracing middleware
@@ -487,30 +519,10 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& h
     }
     span = TraceParent::NewRoot();
   }
-  state->request.traceparent = span.ToString();
-  state->ctx = std::make_unique<Context>(node, clock, rt->site.transport_name, &state->request, span);
-  state->ctx->set_group(state->group);
-
-  ServerNext terminal = [this, &handler](Context& ctx, Envelope req, ReplyCallback reply_done) {
-    (void)req;  // the handler reads ctx.envelope(): the same request
-    auto shared_done = std::make_shared<ReplyCallback>(std::move(reply_done));
-    handler(ctx, ctx.envelope(),
-            [this, &ctx, shared_done](absl::StatusOr<std::string> result) mutable {
-              if (!result.ok()) {
-                std::move (*shared_done)(MakeReply(ctx.envelope(), result.status(), ""));
-                return;
-              }
-              std::move (*shared_done)(MakeReply(ctx.envelope(), absl::OkStatus(), *std::move(result)));
-            });
-  };
-  ServerNext next = terminal;
-  for (auto it = rt->server_middleware.rbegin(); it != rt->server_middleware.rend(); ++it) {
-    ServerMiddleware* mw = it->get();
-    const CallSite* site = &rt->site;
-    next = [mw, site, inner = std::move(next)](Context& ctx, Envelope req, ReplyCallback d) {
-      mw->Invoke(*site, ctx, std::move(req), std::move(d), inner);
-    };
-  }
+  span.AssignTo(&state->request.traceparent);
+  Context& ctx =
+      state->ctx.emplace(node, clock, rt->site.transport_name, &state->request, span);
+  ctx.set_group(state->group);
 
   if (state->request.has_deadline() && clock->Now() >= state->request.deadline) {
     expired_before_start.fetch_add(1, std::memory_order_relaxed);
@@ -520,14 +532,12 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const RawHandler& h
                               absl::DeadlineExceededError("deadline exceeded before start"), ""));
     return;
   }
-  Context& ctx = *state->ctx;
-  Envelope copy = state->request;
+  state->done = std::move(done);
   HopParentScope hop(parent_span_id);
-  next(ctx, std::move(copy),
-       [state, done = std::move(done)](absl::StatusOr<Envelope> reply) mutable {
-         std::move(done)(std::move(reply));
-         // `state` (context and request) is released after the reply is out.
-       });
+  // `state` (context and request) is released after the reply is out.
+  chain(ctx, state->request, [state](absl::StatusOr<Envelope>&& reply) {
+    std::move(state->done)(std::move(reply));
+  });
 }
 
 void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
@@ -703,34 +713,35 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
 
   auto inflight = std::make_shared<InFlight>();
   auto shared_handler = std::make_shared<RawHandler>(std::move(handler));
+  auto chain = std::make_shared<const ServerNext>(impl_->BuildServerChain(rt, shared_handler));
   Impl* impl = impl_.get();
   static InlineExecutor inline_executor;
   Executor* executor = options.inline_execution ? &inline_executor : impl_->executor.get();
 
   absl::StatusOr<std::unique_ptr<Subscription>> sub;
   if (rt->site.style == Style::kRequest) {
-    sub = rt->transport->Serve(endpoint, [impl, executor, rt, inflight, shared_handler](
+    sub = rt->transport->Serve(endpoint, [impl, executor, rt, inflight, chain](
                                              Envelope request, ReplyCallback reply) {
       inflight->Enter();
-      executor->Post([impl, rt, inflight, shared_handler, request = std::move(request),
+      executor->Post([impl, rt, inflight, chain, request = std::move(request),
                       reply = std::move(reply)]() mutable {
-        impl->Serve(rt, *shared_handler, std::move(request),
-                    [inflight, reply = std::move(reply)](absl::StatusOr<Envelope> out) mutable {
+        impl->Serve(rt, *chain, std::move(request),
+                    [inflight, reply = std::move(reply)](absl::StatusOr<Envelope>&& out) mutable {
                       std::move(reply)(std::move(out));
                       inflight->Leave();
                     });
       });
     });
   } else {
-    DeliveryHandler on_delivery = [impl, executor, rt, inflight, shared_handler,
+    DeliveryHandler on_delivery = [impl, executor, rt, inflight, chain,
                                    group = endpoint.group](std::unique_ptr<Delivery> delivery) {
       inflight->Enter();
-      executor->Post([impl, rt, inflight, shared_handler, group,
+      executor->Post([impl, rt, inflight, chain, group,
                       delivery = std::move(delivery)]() mutable {
         Envelope request = delivery->envelope();
         auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
-        impl->Serve(rt, *shared_handler, std::move(request),
-                    [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope> out) mutable {
+        impl->Serve(rt, *chain, std::move(request),
+                    [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope>&& out) mutable {
                       impl->Settle(rt, std::move(*shared_delivery), std::move(out));
                       inflight->Leave();
                     },
@@ -856,7 +867,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
       span = TraceParent::NewRoot();
     }
   }
-  env.traceparent = span.ToString();
+  span.AssignTo(&env.traceparent);
 
   absl::Time deadline = options.deadline;
   absl::Duration timeout = options.timeout > absl::ZeroDuration() ? options.timeout : rt->timeout;
@@ -879,7 +890,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
 
   HopParentScope hop(parent_span_id);
   rt->client_chain(std::move(env), [promise = std::move(promise)](
-                                       absl::StatusOr<Envelope> reply) mutable {
+                                       absl::StatusOr<Envelope>&& reply) mutable {
     if (!reply.ok()) {
       promise.Set(reply.status());
     } else if (!reply->status.ok()) {

@@ -31,13 +31,22 @@ bool AllZero(const std::array<uint8_t, N>& a) {
   return true;
 }
 
+// Writes 2 * N lower-case hex digits at `out`.
 template <size_t N>
-void AppendHex(const std::array<uint8_t, N>& a, std::string* out) {
+char* WriteHex(const std::array<uint8_t, N>& a, char* out) {
   static constexpr char kDigits[] = "0123456789abcdef";
   for (uint8_t b : a) {
-    out->push_back(kDigits[b >> 4]);
-    out->push_back(kDigits[b & 15]);
+    *out++ = kDigits[b >> 4];
+    *out++ = kDigits[b & 15];
   }
+  return out;
+}
+
+template <size_t N>
+std::string Hex(const std::array<uint8_t, N>& a) {
+  std::string out(2 * N, '0');
+  WriteHex(a, out.data());
+  return out;
 }
 
 template <size_t N>
@@ -52,12 +61,37 @@ void FillRandom(std::array<uint8_t, N>* a) {
 
 }  // namespace
 
+// xoshiro256** (Blackman and Vigna), seeded per thread from the OS: a few
+// instructions per number, which ids and span ids are drawn on every call.
 uint64_t RandomU64() {
-  thread_local std::mt19937_64 gen([] {
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }());
-  return gen();
+  struct Xoshiro {
+    uint64_t s[4];
+    Xoshiro() {
+      std::random_device rd;
+      // splitmix64 spreads the seed over the whole state (never all zero).
+      uint64_t x = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+      for (uint64_t& word : s) {
+        uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        word = z ^ (z >> 31);
+      }
+    }
+    static uint64_t Rotl(uint64_t v, int k) { return (v << k) | (v >> (64 - k)); }
+    uint64_t Next() {
+      const uint64_t result = Rotl(s[1] * 5, 7) * 9;
+      const uint64_t t = s[1] << 17;
+      s[2] ^= s[0];
+      s[3] ^= s[1];
+      s[1] ^= s[2];
+      s[0] ^= s[3];
+      s[2] ^= t;
+      s[3] = Rotl(s[3], 45);
+      return result;
+    }
+  };
+  thread_local Xoshiro gen;
+  return gen.Next();
 }
 
 bool TraceParent::Parse(std::string_view h, TraceParent* out) {
@@ -98,28 +132,27 @@ TraceParent TraceParent::Child() const {
 
 std::string TraceParent::ToString() const {
   std::string out;
-  out.reserve(55);
-  out += "00-";
-  AppendHex(trace_id_, &out);
-  out += '-';
-  AppendHex(span_id_, &out);
-  out += '-';
-  std::array<uint8_t, 1> f = {flags_};
-  AppendHex(f, &out);
+  AssignTo(&out);
   return out;
 }
 
-std::string TraceParent::TraceId() const {
-  std::string out;
-  AppendHex(trace_id_, &out);
-  return out;
+void TraceParent::AssignTo(std::string* out) const {
+  // "00-" trace-id "-" span-id "-" flags: 55 characters.
+  out->resize(55);
+  char* p = out->data();
+  *p++ = '0';
+  *p++ = '0';
+  *p++ = '-';
+  p = WriteHex(trace_id_, p);
+  *p++ = '-';
+  p = WriteHex(span_id_, p);
+  *p++ = '-';
+  WriteHex(std::array<uint8_t, 1>{flags_}, p);
 }
 
-std::string TraceParent::SpanId() const {
-  std::string out;
-  AppendHex(span_id_, &out);
-  return out;
-}
+std::string TraceParent::TraceId() const { return Hex(trace_id_); }
+
+std::string TraceParent::SpanId() const { return Hex(span_id_); }
 
 bool TraceParent::valid() const { return !AllZero(trace_id_) && !AllZero(span_id_); }
 

@@ -152,7 +152,7 @@ TEST(IdempotencyMiddlewareTest, RequestRetriedAfterALostReplyGetsTheStoredReply)
   class LoseFirstReply : public ClientMiddleware {
    public:
     explicit LoseFirstReply(std::shared_ptr<std::atomic<int>> lost) : lost_(std::move(lost)) {}
-    void Invoke(const CallSite&, Envelope env, ReplyCallback done,
+    void Invoke(const CallSite&, Envelope&& env, ReplyCallback done,
                 const ClientNext& next) override {
       auto shared = std::make_shared<ReplyCallback>(std::move(done));
       next(std::move(env), [this, shared](absl::StatusOr<Envelope> reply) {

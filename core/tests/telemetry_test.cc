@@ -598,9 +598,11 @@ TEST_F(NodeTelemetryTest, QueueDepthIsReportedWhileTheHandlerIsRegistered) {
 class RetryOnce final : public ClientMiddleware {
  public:
   explicit RetryOnce(Telemetry* telemetry) : telemetry_(telemetry) {}
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override {
-    next(envelope, [this, &site, envelope, done = std::move(done), &next](
+    Envelope first_attempt = envelope;
+    next(std::move(first_attempt), [this, &site, envelope = std::move(envelope),
+                                    done = std::move(done), &next](
                        absl::StatusOr<Envelope> first) mutable {
       absl::Status s = first.ok() ? first->status : first.status();
       if (s.code() != absl::StatusCode::kUnavailable) {

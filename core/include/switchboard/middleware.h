@@ -41,24 +41,33 @@ struct CallSite {
 // Client side. `envelope` is complete (id, trace, deadline, key) when the
 // chain starts; `done` gets the reply envelope (for fire-and-forget styles,
 // an empty envelope with OK status once accepted) or an error.
-using ClientNext = std::function<void(Envelope envelope, ReplyCallback done)>;
+//
+// The envelope travels down the chain by rvalue reference: a middleware
+// reads or edits it in place and passes it on with std::move, which moves
+// nothing; only the transport at the end takes it over. A middleware that
+// needs it after `next` (a retry) keeps its own copy.
+using ClientNext = std::function<void(Envelope&& envelope, ReplyCallback done)>;
 
 class ClientMiddleware {
  public:
   virtual ~ClientMiddleware() = default;
-  virtual void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  virtual void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
                       const ClientNext& next) = 0;
 };
 
-// Server side. `done` gets the reply envelope or the error that decides the
-// delivery's outcome (retryable -> redelivery, else dead-letter).
-using ServerNext = std::function<void(Context& ctx, Envelope request, ReplyCallback done)>;
+// Server side. `request` is the delivered envelope, the same object as
+// `ctx.envelope()`; it lives until `done` has been called, so a middleware
+// may hold a reference to it (and to `next`, which lives as long as the
+// handler's registration) until then. `done` gets the reply envelope or the
+// error that decides the delivery's outcome (retryable -> redelivery, else
+// dead-letter).
+using ServerNext = std::function<void(Context& ctx, const Envelope& request, ReplyCallback done)>;
 
 class ServerMiddleware {
  public:
   virtual ~ServerMiddleware() = default;
-  virtual void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
-                      const ServerNext& next) = 0;
+  virtual void Invoke(const CallSite& site, Context& ctx, const Envelope& request,
+                      ReplyCallback done, const ServerNext& next) = 0;
 };
 
 // Builds the middleware a policy asks for. Factories return nullptr when the

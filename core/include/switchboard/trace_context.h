@@ -28,6 +28,8 @@ class TraceParent {
   [[nodiscard]] TraceParent Child() const;
 
   [[nodiscard]] std::string ToString() const;
+  // The same text as ToString(), written into `out` (reusing its buffer).
+  void AssignTo(std::string* out) const;
   [[nodiscard]] std::string TraceId() const;  // 32 hex
   [[nodiscard]] std::string SpanId() const;   // 16 hex
   [[nodiscard]] bool sampled() const { return (flags_ & 1) != 0; }

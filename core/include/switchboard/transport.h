@@ -118,7 +118,9 @@ class ReplyInbox {
   virtual const std::string& address() const = 0;
 };
 
-using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<Envelope>) &&>;
+// The reply (or error) is passed by rvalue reference: each layer that wraps
+// a callback hands it on without moving it.
+using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<Envelope>&&) &&>;
 using DoneCallback = absl::AnyInvocable<void(absl::Status) &&>;
 // Serves one request. The transport passes a `reply` callback that MUST be
 // called exactly once (from any thread) with the reply envelope or an error.

@@ -67,10 +67,10 @@ BulkheadMiddleware::BulkheadMiddleware(int max_concurrent, int max_queue,
 namespace {
 
 // Runs the rest of the chain in a slot and frees the slot when it answers.
-void RunInSlot(const std::shared_ptr<Bulkhead>& bulkhead, Context& ctx, Envelope request,
+void RunInSlot(const std::shared_ptr<Bulkhead>& bulkhead, Context& ctx, const Envelope& request,
                ReplyCallback done, const ServerNext& next) {
-  next(ctx, std::move(request),
-       [bulkhead, done = std::move(done)](absl::StatusOr<Envelope> reply) mutable {
+  next(ctx, request,
+       [bulkhead, done = std::move(done)](absl::StatusOr<Envelope>&& reply) mutable {
          // Free the slot first: the reply may take a while to leave.
          bulkhead->Release();
          std::move(done)(std::move(reply));
@@ -79,39 +79,37 @@ void RunInSlot(const std::shared_ptr<Bulkhead>& bulkhead, Context& ctx, Envelope
 
 }  // namespace
 
-void BulkheadMiddleware::Invoke(const CallSite& site, Context& ctx, Envelope request,
+void BulkheadMiddleware::Invoke(const CallSite& site, Context& ctx, const Envelope& request,
                                 ReplyCallback done, const ServerNext& next) {
   std::shared_ptr<Bulkhead> bulkhead = bulkhead_;
-  // Filled only when the work has to wait: the node builds `next` for this
-  // call alone, so waiting work keeps its own copy.
+  // Filled only when the work has to wait. The request (ctx.envelope()) and
+  // `next` (the registration's chain) live until `done` is called.
   struct Pending {
-    Envelope request;
     ReplyCallback done;
-    ServerNext next;
   };
-  std::shared_ptr<Pending> pending;
   auto make_start = [&]() -> std::function<void()> {
-    pending = std::make_shared<Pending>(Pending{std::move(request), std::move(done), next});
-    Context* context = &ctx;  // lives until `done` is called
-    return [bulkhead, pending, context] {
+    auto pending = std::make_shared<Pending>(Pending{std::move(done)});
+    Context* context = &ctx;
+    const ServerNext* rest = &next;
+    return [bulkhead, pending, context, rest] {
       // Leave the releasing thread (it is finishing another handler).
-      context->node().executor().Post([bulkhead, pending, context] {
+      context->node().executor().Post([bulkhead, pending, context, rest] {
         const Clock& clock = context->clock();
-        if (pending->request.has_deadline() && clock.Now() >= pending->request.deadline) {
+        const Envelope& request = context->envelope();
+        if (request.has_deadline() && clock.Now() >= request.deadline) {
           bulkhead->Release();
           // The same text as the node's check, so a command is dead-lettered
           // with the reason "deadline exceeded before start".
           std::move(pending->done)(absl::DeadlineExceededError("deadline exceeded before start"));
           return;
         }
-        RunInSlot(bulkhead, *context, std::move(pending->request), std::move(pending->done),
-                  pending->next);
+        RunInSlot(bulkhead, *context, request, std::move(pending->done), *rest);
       });
     };
   };
   switch (bulkhead->Acquire(make_start)) {
     case Bulkhead::Admission::kRun:
-      RunInSlot(bulkhead, ctx, std::move(request), std::move(done), next);
+      RunInSlot(bulkhead, ctx, request, std::move(done), next);
       return;
     case Bulkhead::Admission::kQueued:
       return;

@@ -59,7 +59,7 @@ class BulkheadMiddleware final : public ServerMiddleware {
  public:
   BulkheadMiddleware(int max_concurrent, int max_queue, absl::Duration shed_delay,
                      PolicyCounters* counters);
-  void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
+  void Invoke(const CallSite& site, Context& ctx, const Envelope& request, ReplyCallback done,
               const ServerNext& next) override;
   Bulkhead& bulkhead() { return *bulkhead_; }
 

@@ -200,7 +200,7 @@ bool TryFallback(const std::shared_ptr<FallbackRegistry>& fallbacks, PolicyCount
 
 }  // namespace
 
-void CircuitBreakerMiddleware::Invoke(const CallSite&, Envelope envelope, ReplyCallback done,
+void CircuitBreakerMiddleware::Invoke(const CallSite&, Envelope&& envelope, ReplyCallback done,
                                       const ClientNext& next) {
   absl::StatusOr<CircuitBreaker::Permit> permit = breaker_->Acquire();
   if (!permit.ok()) {
@@ -214,7 +214,7 @@ void CircuitBreakerMiddleware::Invoke(const CallSite&, Envelope envelope, ReplyC
   if (fallbacks_ && fallbacks_->Get(envelope.type)) request = std::make_shared<Envelope>(envelope);
   next(std::move(envelope),
        [breaker = breaker_, counters = counters_, fallbacks = fallbacks_, request, p = *permit,
-        done = std::move(done)](absl::StatusOr<Envelope> result) mutable {
+        done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {
          const absl::Status& status = result.ok() ? result->status : result.status();
          bool failure = !status.ok() && CountsAsFailure(status);
          breaker->Record(p, failure);

@@ -98,7 +98,7 @@ class CircuitBreakerMiddleware final : public ClientMiddleware {
  public:
   CircuitBreakerMiddleware(std::shared_ptr<CircuitBreaker> breaker, PolicyCounters* counters,
                            std::shared_ptr<FallbackRegistry> fallbacks);
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override;
   CircuitBreaker& breaker() { return *breaker_; }
 

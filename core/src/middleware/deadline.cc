@@ -7,7 +7,7 @@
 
 namespace switchboard::policy {
 
-void DeadlineMiddleware::Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+void DeadlineMiddleware::Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
                                 const ClientNext& next) {
   if (envelope.has_deadline() && site.clock != nullptr && site.clock->Now() >= envelope.deadline) {
     counters_->deadline_exceeded.fetch_add(1, std::memory_order_relaxed);
@@ -16,7 +16,7 @@ void DeadlineMiddleware::Invoke(const CallSite& site, Envelope envelope, ReplyCa
     return;
   }
   next(std::move(envelope), [counters = counters_, done = std::move(done)](
-                                absl::StatusOr<Envelope> result) mutable {
+                                absl::StatusOr<Envelope>&& result) mutable {
     const absl::Status& status = result.ok() ? result->status : result.status();
     if (status.code() == absl::StatusCode::kDeadlineExceeded) {
       counters->deadline_exceeded.fetch_add(1, std::memory_order_relaxed);

@@ -26,7 +26,7 @@ namespace switchboard::policy {
 class DeadlineMiddleware final : public ClientMiddleware {
  public:
   explicit DeadlineMiddleware(PolicyCounters* counters) : counters_(counters) {}
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override;
 
  private:

@@ -59,14 +59,10 @@ Envelope ReplyFrom(const State& state, const Envelope& request, const Idempotenc
 // One call through the middleware, from Begin until `done`.
 class Call : public std::enable_shared_from_this<Call> {
  public:
-  Call(std::shared_ptr<State> state, Context& ctx, Envelope request, std::string key,
-       ReplyCallback done, ServerNext next)
-      : state_(std::move(state)),
-        ctx_(ctx),
-        request_(std::move(request)),
-        key_(std::move(key)),
-        done_(std::move(done)),
-        next_(std::move(next)) {}
+  // `ctx` (with the request) and `next` live until `done` has been called.
+  Call(std::shared_ptr<State> state, Context& ctx, std::string key, ReplyCallback done,
+       const ServerNext& next)
+      : state_(std::move(state)), ctx_(ctx), key_(std::move(key)), done_(std::move(done)), next_(next) {}
 
   // Asks the store and acts on the answer.
   void Start() {
@@ -177,12 +173,11 @@ class Call : public std::enable_shared_from_this<Call> {
     tx_ = (*state_->store)->NewTransaction(key_, claim);
     if (tx_) ctx_.set_attachment(kIdempotencyTransactionAttachment, tx_.get());
     auto self = shared_from_this();
-    Envelope request = request_;
-    next_(ctx_, std::move(request),
-          [self](absl::StatusOr<Envelope> out) { self->OnHandled(std::move(out)); });
+    next_(ctx_, ctx_.envelope(),
+          [self](absl::StatusOr<Envelope>&& out) { self->OnHandled(std::move(out)); });
   }
 
-  void OnHandled(absl::StatusOr<Envelope> out) {
+  void OnHandled(absl::StatusOr<Envelope>&& out) {
     ctx_.set_attachment(kIdempotencyTransactionAttachment, nullptr);
     IdempotencyStore& store = **state_->store;
     IdempotencyCounters& counters = *state_->counters;
@@ -233,7 +228,7 @@ class Call : public std::enable_shared_from_this<Call> {
     Finish(std::move(out));
   }
 
-  void Finish(absl::StatusOr<Envelope> out) {
+  void Finish(absl::StatusOr<Envelope>&& out) {
     tx_.reset();
     ReplyCallback done = std::move(done_);
     std::move(done)(std::move(out));
@@ -241,10 +236,9 @@ class Call : public std::enable_shared_from_this<Call> {
 
   std::shared_ptr<State> state_;
   Context& ctx_;
-  Envelope request_;
   std::string key_;
   ReplyCallback done_;
-  ServerNext next_;
+  const ServerNext& next_;
   uint64_t claim_ = 0;
   std::unique_ptr<IdempotencyTransaction> tx_;
   bool waiting_ = false;
@@ -262,7 +256,7 @@ class IdempotencyMiddleware final : public ServerMiddleware {
  public:
   explicit IdempotencyMiddleware(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
-  void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
+  void Invoke(const CallSite& site, Context& ctx, const Envelope& request, ReplyCallback done,
               const ServerNext& next) override {
     (void)site;
     if (!state_->store.ok()) {
@@ -278,7 +272,7 @@ class IdempotencyMiddleware final : public ServerMiddleware {
       key = Cat(ctx.group(), "/", key);
     }
     if (key.empty()) {
-      next(ctx, std::move(request), std::move(done));
+      next(ctx, request, std::move(done));
       return;
     }
     if (key.size() > kMaxKeyBytes) {
@@ -288,8 +282,7 @@ class IdempotencyMiddleware final : public ServerMiddleware {
               " bytes is longer than ", kMaxKeyBytes, "; the sender should use a shorter key")));
       return;
     }
-    auto call = std::make_shared<Call>(state_, ctx, std::move(request), std::move(key),
-                                       std::move(done), next);
+    auto call = std::make_shared<Call>(state_, ctx, std::move(key), std::move(done), next);
     call->Start();
   }
 

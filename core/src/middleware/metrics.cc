@@ -86,13 +86,13 @@ class ClientMetrics final : public ClientMiddleware {
   ClientMetrics(std::shared_ptr<Telemetry> telemetry, const CallSite& site)
       : telemetry_(std::move(telemetry)), metrics_(NewOpMetrics(*telemetry_, site, "client")) {}
 
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override {
     metrics_->Start();
     absl::Time start = site.clock->Now();
     const Clock* clock = site.clock;
     next(std::move(envelope), [m = metrics_, clock, start, done = std::move(done)](
-                                  absl::StatusOr<Envelope> result) mutable {
+                                  absl::StatusOr<Envelope>&& result) mutable {
       m->Finish(CodeOf(result), clock->Now() - start);
       std::move(done)(std::move(result));
     });
@@ -111,14 +111,14 @@ class ServerMetrics final : public ServerMiddleware {
         redeliveries_(telemetry_->GetCounter(metric::kRedeliveries, metrics_->site_labels(),
                                              "Deliveries received again after a failed attempt")) {}
 
-  void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
+  void Invoke(const CallSite& site, Context& ctx, const Envelope& request, ReplyCallback done,
               const ServerNext& next) override {
     if (request.attempt > 1) redeliveries_.Increment();
     metrics_->Start();
     absl::Time start = site.clock->Now();
     const Clock* clock = site.clock;
-    next(ctx, std::move(request), [m = metrics_, clock, start, done = std::move(done)](
-                                      absl::StatusOr<Envelope> result) mutable {
+    next(ctx, request, [m = metrics_, clock, start, done = std::move(done)](
+                                      absl::StatusOr<Envelope>&& result) mutable {
       m->Finish(CodeOf(result), clock->Now() - start);
       std::move(done)(std::move(result));
     });

@@ -68,7 +68,7 @@ CallerRateLimitMiddleware::CallerRateLimitMiddleware(RateLimitOptions options, C
                                                      PolicyCounters* counters)
     : options_(options), bucket_(options.rate, options.burst, clock), counters_(counters) {}
 
-void CallerRateLimitMiddleware::Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+void CallerRateLimitMiddleware::Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
                                        const ClientNext& next) {
   if (!bucket_.TryTake()) {
     if (counters_ != nullptr) counters_->rate_limited_caller.fetch_add(1, std::memory_order_relaxed);
@@ -82,7 +82,7 @@ HandlerRateLimitMiddleware::HandlerRateLimitMiddleware(RateLimitOptions options,
                                                        PolicyCounters* counters)
     : options_(options), bucket_(options.rate, options.burst, clock), counters_(counters) {}
 
-void HandlerRateLimitMiddleware::Invoke(const CallSite& site, Context& ctx, Envelope request,
+void HandlerRateLimitMiddleware::Invoke(const CallSite& site, Context& ctx, const Envelope& request,
                                         ReplyCallback done, const ServerNext& next) {
   if (!bucket_.TryTake()) {
     if (counters_ != nullptr) counters_->rate_limited_handler.fetch_add(1, std::memory_order_relaxed);
@@ -94,7 +94,7 @@ void HandlerRateLimitMiddleware::Invoke(const CallSite& site, Context& ctx, Enve
                                LimitText(site.operation, options_, "handler"), retry_after));
     return;
   }
-  next(ctx, std::move(request), std::move(done));
+  next(ctx, request, std::move(done));
 }
 
 std::unique_ptr<ClientMiddleware> MakeCallerRateLimitMiddleware(const CallSite& site,

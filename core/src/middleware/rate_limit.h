@@ -57,7 +57,7 @@ RateLimitOptions RateLimitOptionsFrom(const v1::Policy& policy);
 class CallerRateLimitMiddleware final : public ClientMiddleware {
  public:
   CallerRateLimitMiddleware(RateLimitOptions options, Clock* clock, PolicyCounters* counters);
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override;
 
  private:
@@ -69,7 +69,7 @@ class CallerRateLimitMiddleware final : public ClientMiddleware {
 class HandlerRateLimitMiddleware final : public ServerMiddleware {
  public:
   HandlerRateLimitMiddleware(RateLimitOptions options, Clock* clock, PolicyCounters* counters);
-  void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
+  void Invoke(const CallSite& site, Context& ctx, const Envelope& request, ReplyCallback done,
               const ServerNext& next) override;
 
  private:

@@ -164,7 +164,7 @@ RetryMiddleware::~RetryMiddleware() {
 
 RetryBudget& RetryMiddleware::budget() { return shared_->budget; }
 
-void RetryMiddleware::Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+void RetryMiddleware::Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
                              const ClientNext& next) {
   shared_->budget.RecordCall();
   auto call = std::make_shared<Call>();
@@ -189,7 +189,7 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
     return;
   }
   Envelope env = call->envelope;
-  ReplyCallback done = [shared, call](absl::StatusOr<Envelope> result) {
+  ReplyCallback done = [shared, call](absl::StatusOr<Envelope>&& result) {
     OnResult(shared, call, std::move(result));
   };
   if (env.attempt > 1) {
@@ -209,7 +209,7 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
 
 void RetryMiddleware::OnResult(const std::shared_ptr<Shared>& shared,
                                const std::shared_ptr<Call>& call,
-                               absl::StatusOr<Envelope> result) {
+                               absl::StatusOr<Envelope>&& result) {
   const absl::Status& status = result.ok() ? result->status : result.status();
   Envelope& env = call->envelope;
   auto finish = [&] { std::move(call->done)(std::move(result)); };

@@ -91,7 +91,7 @@ class RetryMiddleware final : public ClientMiddleware {
   // Pending backoffs end with Cancelled; waits for an attempt being started.
   ~RetryMiddleware() override;
 
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override;
 
   RetryBudget& budget();
@@ -101,7 +101,7 @@ class RetryMiddleware final : public ClientMiddleware {
   struct Shared;
   static void Start(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Call>& call);
   static void OnResult(const std::shared_ptr<Shared>& shared, const std::shared_ptr<Call>& call,
-                       absl::StatusOr<Envelope> result);
+                       absl::StatusOr<Envelope>&& result);
 
   std::shared_ptr<Shared> shared_;
 };

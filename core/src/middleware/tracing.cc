@@ -51,7 +51,7 @@ class ClientTracing final : public ClientMiddleware {
  public:
   explicit ClientTracing(std::shared_ptr<Telemetry> telemetry) : telemetry_(std::move(telemetry)) {}
 
-  void Invoke(const CallSite& site, Envelope envelope, ReplyCallback done,
+  void Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
               const ClientNext& next) override {
     std::string_view trace_id = TraceIdOf(envelope.traceparent);
     bool record = telemetry_->has_span_sinks() && telemetry_->Sampled(trace_id);
@@ -70,7 +70,7 @@ class ClientTracing final : public ClientMiddleware {
     const Clock* clock = site.clock;
     next(std::move(envelope),
          [telemetry = telemetry_, clock, record, span = std::move(span),
-          done = std::move(done)](absl::StatusOr<Envelope> result) mutable {
+          done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {
            absl::Status outcome = OutcomeOf(result);
            span.duration = clock->Now() - span.start;
            span.code = outcome.code();
@@ -90,7 +90,7 @@ class ServerTracing final : public ServerMiddleware {
  public:
   explicit ServerTracing(std::shared_ptr<Telemetry> telemetry) : telemetry_(std::move(telemetry)) {}
 
-  void Invoke(const CallSite& site, Context& ctx, Envelope request, ReplyCallback done,
+  void Invoke(const CallSite& site, Context& ctx, const Envelope& request, ReplyCallback done,
               const ServerNext& next) override {
     bool sampled = telemetry_->Sampled(TraceIdOf(ctx.envelope().traceparent));
     bool record = telemetry_->has_span_sinks() && sampled;
@@ -98,7 +98,7 @@ class ServerTracing final : public ServerMiddleware {
     // Request and command-with-reply send a reply: it is a hop of its own.
     bool replies = site.style == Style::kRequest || !request.reply_to.empty();
     if (!record && !log && !replies) {
-      next(ctx, std::move(request), std::move(done));
+      next(ctx, request, std::move(done));
       return;
     }
     SpanData span;
@@ -113,9 +113,9 @@ class ServerTracing final : public ServerMiddleware {
     // Context until `done` has run.
     const CallSite* s = &site;
     Context* c = &ctx;
-    next(ctx, std::move(request),
+    next(ctx, request,
          [telemetry = telemetry_, s, c, record, log, replies, span = std::move(span),
-          done = std::move(done)](absl::StatusOr<Envelope> result) mutable {
+          done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {
            absl::Status outcome = OutcomeOf(result);
            absl::Time now = s->clock->Now();
            if (record || log) {
@@ -126,7 +126,7 @@ class ServerTracing final : public ServerMiddleware {
            }
            if (replies && result.ok()) {
              TraceParent reply_span = c->span().Child();
-             result->traceparent = reply_span.ToString();
+             reply_span.AssignTo(&result->traceparent);
              if (record || telemetry->log_level() == LogLevel::kDebug) {
                SpanData r = BaseSpan(*s, SpanKind::kReply, *result);
                r.trace_id = span.trace_id.empty() ? c->span().TraceId() : span.trace_id;
@@ -173,7 +173,7 @@ ReplyCallback TraceAttempt(Telemetry& telemetry, const CallSite& site, Envelope&
   TraceParent current;
   if (!TraceParent::Parse(envelope.traceparent, &current)) return done;
   TraceParent attempt = current.Child();
-  envelope.traceparent = attempt.ToString();
+  attempt.AssignTo(&envelope.traceparent);
   if (!(telemetry.has_span_sinks() || telemetry.log_level() == LogLevel::kDebug) ||
       !telemetry.Sampled(attempt.TraceId())) {
     return done;
@@ -186,7 +186,7 @@ ReplyCallback TraceAttempt(Telemetry& telemetry, const CallSite& site, Envelope&
   const CallSite* s = &site;
   Telemetry* t = &telemetry;
   return [t, s, span = std::move(span),
-          done = std::move(done)](absl::StatusOr<Envelope> result) mutable {
+          done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {
     absl::Status outcome = OutcomeOf(result);
     span.duration = s->clock->Now() - span.start;
     span.code = outcome.code();

@@ -165,7 +165,7 @@ absl::Status RunOnce(ClientMiddleware& mw, const ClientNext& next) {
   env.id = "m";
   env.type = "t.Svc/Op";
   CallSite site;
-  mw.Invoke(site, env, [&](absl::StatusOr<Envelope> r) {
+  mw.Invoke(site, std::move(env), [&](absl::StatusOr<Envelope> r) {
     out = r.ok() ? r->status : r.status();
   }, next);
   return out;
@@ -206,7 +206,7 @@ TEST(CircuitBreakerMiddlewareTest, FailsFastWhileOpenAndUsesTheFallback) {
   CallSite site;
   Envelope env;
   env.type = "t.Svc/Op";
-  mw->Invoke(site, env, [&](absl::StatusOr<Envelope> r) { reply = std::move(r); }, next);
+  mw->Invoke(site, std::move(env), [&](absl::StatusOr<Envelope> r) { reply = std::move(r); }, next);
   ASSERT_TRUE(reply.has_value() && reply->ok());
   EXPECT_EQ((*reply)->data, "cached");
   EXPECT_THAT(std::string(seen.message()), HasSubstr("circuit breaker"));

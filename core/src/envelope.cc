@@ -1,5 +1,6 @@
 #include "switchboard/envelope.h"
 
+#include <cstring>
 
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/util/time_util.h"
@@ -132,16 +133,19 @@ std::string NewMessageId() {
   uint64_t hi = (ms << 16) | 0x7000 | (r1 & 0x0fff);
   uint64_t lo = (r2 & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
   static constexpr char kHex[] = "0123456789abcdef";
+  char digits[32];
+  for (int i = 0; i < 16; ++i) {
+    digits[i] = kHex[(hi >> (60 - 4 * i)) & 15];
+    digits[16 + i] = kHex[(lo >> (60 - 4 * i)) & 15];
+  }
+  // 8-4-4-4-12
   std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i) {
-      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-      out[pos++] = kHex[(v >> (4 * i)) & 15];
-    }
-  };
-  put(hi, 16);
-  put(lo, 16);
+  char* p = out.data();
+  std::memcpy(p, digits, 8);
+  std::memcpy(p + 9, digits + 8, 4);
+  std::memcpy(p + 14, digits + 12, 4);
+  std::memcpy(p + 19, digits + 16, 4);
+  std::memcpy(p + 24, digits + 20, 12);
   return out;
 }
 

@@ -75,6 +75,20 @@ TEST(EnvelopeTest, MessageIdsAreUuidV7AndUnique) {
   EXPECT_EQ(a.size(), 36u);
   EXPECT_EQ(a[14], '7');
   EXPECT_NE(a, b);
+  // 8-4-4-4-12 lower-case hex, variant 10 (8, 9, a or b).
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      EXPECT_EQ(a[i], '-') << a;
+    } else {
+      EXPECT_TRUE((a[i] >= '0' && a[i] <= '9') || (a[i] >= 'a' && a[i] <= 'f')) << a;
+    }
+  }
+  EXPECT_NE(std::string_view("89ab").find(a[19]), std::string_view::npos) << a;
+  // The first 48 bits are the Unix time in milliseconds.
+  uint64_t ms = std::stoull(a.substr(0, 8) + a.substr(9, 4), nullptr, 16);
+  int64_t now = absl::ToUnixMillis(absl::Now());
+  EXPECT_LE(static_cast<int64_t>(ms), now);
+  EXPECT_GT(static_cast<int64_t>(ms), now - 60000);
 }
 
 TEST(StatusTest, OneRuleDecidesRetryability) {

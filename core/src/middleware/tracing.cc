@@ -97,8 +97,17 @@ class ServerTracing final : public ServerMiddleware {
     bool log = telemetry_->log_level() != LogLevel::kOff;
     // Request and command-with-reply send a reply: it is a hop of its own.
     bool replies = site.style == Style::kRequest || !request.reply_to.empty();
-    if (!record && !log && !replies) {
-      next(ctx, request, std::move(done));
+    if (!record && !log) {
+      if (!replies) {
+        next(ctx, request, std::move(done));
+        return;
+      }
+      // Nothing to record: only the reply's own span id.
+      const Context* c = &ctx;
+      next(ctx, request, [c, done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {
+        if (result.ok()) c->span().Child().AssignTo(&result->traceparent);
+        std::move(done)(std::move(result));
+      });
       return;
     }
     SpanData span;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rabbitmq.sh start|stop|restart DIR: a RabbitMQ 3.10 node with the AMQP 1.0
 # and management plugins, on 127.0.0.1 only, every file (data, logs, config,
-# Erlang cookie) inside DIR. `start` prints the exports tests read; stdout is
+# Erlang cookie, TLS material) inside DIR. It listens for AMQP on a plain and
+# on a mutual-TLS port. `start` prints the exports tests read; stdout is
 # eval'ed by with-servers.sh, so every diagnostic goes to DIR/*.log or stderr.
 #
 # The node runs as the calling user (/usr/lib/rabbitmq/bin/rabbitmq-server;
@@ -19,7 +20,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 sbin=/usr/lib/rabbitmq/bin
 wait_seconds="${SWITCHBOARD_RABBITMQ_START_TIMEOUT:-60}"
 
-# Ports and the node name are chosen once per DIR and reused by restart, so
+# Ports, the node name and the TLS material are chosen once per DIR and reused by restart, so
 # clients reconnect to the same URL and the node finds its own data.
 pick() {  # pick FILE: the value stored in DIR/FILE, or a new free port
   local f="$dir/$1"
@@ -28,8 +29,9 @@ pick() {  # pick FILE: the value stored in DIR/FILE, or a new free port
 }
 
 setup_env() {
-  local amqp_port mgmt_port dist_port epmd_port node
+  local amqp_port amqps_port mgmt_port dist_port epmd_port node
   amqp_port="$(pick amqp_port)"
+  amqps_port="$(pick amqps_port)"
   mgmt_port="$(pick mgmt_port)"
   dist_port="$(pick dist_port)"
   epmd_port="$(pick epmd_port)"
@@ -38,9 +40,20 @@ setup_env() {
   fi
   node="$(cat "$dir/nodename")"
   mkdir -p "$dir/mnesia" "$dir/log" "$dir/home"
+  # TLS listener (AMQP 1.0 over TLS): certificates made now, clients must
+  # present one signed by the test CA.
+  if [ ! -s "$dir/tls/client.key" ]; then
+    bash "$here/../tests/support/gen-test-certs.sh" "$dir/tls" >> "$dir/certs.log" 2>&1
+  fi
   echo "[rabbitmq_amqp1_0,rabbitmq_management]." > "$dir/enabled_plugins"
   cat > "$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$amqp_port
+listeners.ssl.default = 127.0.0.1:$amqps_port
+ssl_options.cacertfile = $dir/tls/ca.pem
+ssl_options.certfile = $dir/tls/server.pem
+ssl_options.keyfile = $dir/tls/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true
 loopback_users = none
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $mgmt_port
@@ -58,7 +71,7 @@ EOF
   export RABBITMQ_DIST_PORT="$dist_port"
   export ERL_EPMD_ADDRESS=127.0.0.1
   export ERL_EPMD_PORT="$epmd_port"
-  AMQP_PORT="$amqp_port"; MGMT_PORT="$mgmt_port"
+  AMQP_PORT="$amqp_port"; AMQPS_PORT="$amqps_port"; MGMT_PORT="$mgmt_port"
   # The Debian package runs the broker as user rabbitmq; when this script is
   # run as root the folders stay root's, which is fine because the node runs
   # as the calling user too.
@@ -91,8 +104,12 @@ start() {
       echo "rabbitmq-server exited during start (see $dir/server.log, $dir/log)" >&2
       return 1
     fi
-    if port_open "$AMQP_PORT" && mgmt_ready; then
+    if port_open "$AMQP_PORT" && port_open "$AMQPS_PORT" && mgmt_ready; then
       echo "export SWITCHBOARD_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT"
+      # localhost, not 127.0.0.1: Proton checks the peer name against DNS
+      # names of the certificate only (its SAN has both).
+      echo "export SWITCHBOARD_TEST_AMQPS_URL=amqps://localhost:$AMQPS_PORT"
+      echo "export SWITCHBOARD_TEST_TLS_DIR=$dir/tls"
       echo "export SWITCHBOARD_TEST_RABBITMQ_MGMT=http://guest:guest@127.0.0.1:$MGMT_PORT"
       echo "export SWITCHBOARD_TEST_AMQP_RESTART='bash $here/servers/rabbitmq.sh restart $dir'"
       return 0

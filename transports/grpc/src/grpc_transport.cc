@@ -13,6 +13,7 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "switchboard/internal/strings.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -93,8 +95,23 @@ ByteBuffer ToBuffer(const std::string& bytes) {
   return ByteBuffer(&slice, 1);
 }
 
+// Serializes straight into one gRPC slice (no intermediate string).
 ByteBuffer ToBuffer(const google::protobuf::MessageLite& msg) {
-  return ToBuffer(msg.SerializeAsString());
+  ByteBuffer buffer;
+  bool own = false;
+  if (!::grpc::GenericSerialize<::grpc::ProtoBufferWriter, google::protobuf::MessageLite>(
+           msg, &buffer, &own)
+           .ok()) {
+    return ToBuffer(msg.SerializeAsString());
+  }
+  return buffer;
+}
+
+// Parses `buffer` in place, slice by slice (no intermediate string).
+bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
+  return ::grpc::GenericDeserialize<::grpc::ProtoBufferReader, google::protobuf::MessageLite>(
+             buffer, msg)
+      .ok();
 }
 
 std::string ToBytes(const ByteBuffer& buffer) {
@@ -114,12 +131,14 @@ std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
              absl::ToChronoNanoseconds(timeout));
 }
 
-wire::Metadata ClientMetadata(const ::grpc::ServerContextBase& ctx) {
-  wire::Metadata md;
+// The envelope's metadata as views into the call's own storage.
+using MetadataViews = absl::InlinedVector<wire::MetadataView, 16>;
+MetadataViews ClientMetadata(const ::grpc::ServerContextBase& ctx) {
+  MetadataViews md;
   for (const auto& [key, value] : ctx.client_metadata()) {
     std::string_view k(key.data(), key.size());
     if (k.substr(0, 3) == "ce-" || k == "traceparent" || k == "tracestate") {
-      md.emplace_back(std::string(k), std::string(value.data(), value.size()));
+      md.emplace_back(k, std::string_view(value.data(), value.size()));
     }
   }
   return md;
@@ -348,6 +367,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void HubAdd(const std::string& type, const std::string& group, SubscribeReactor* r);
   void HubRemove(SubscribeReactor* r);
   void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
+  wire::MetadataSet metadata_set() const {
+    return options_.full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
+  }
   GrpcStats stats() const {
     GrpcStats s;
     s.malformed = malformed_.load(std::memory_order_relaxed);
@@ -450,16 +472,14 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       return;
     }
     const std::string& method = ctx_->method();
-    std::string body = ToBytes(in_);
-    in_.Clear();
     if (method == kMethodCall) {
-      HandleCall(body);
+      HandleCall();
     } else if (method == kMethodEnqueue) {
-      HandleEnqueue(body);
+      HandleEnqueue();
     } else if (method == kMethodPublish) {
-      HandlePublish(body);
+      HandlePublish();
     } else {
-      HandleReply(body);
+      HandleReply();
     }
   }
 
@@ -486,13 +506,14 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       f->finished = true;
       UnaryReactor* r = f->reactor;
       if (attrs != nullptr) {
-        for (auto& [k, v] : wire::ToMetadata(*attrs)) {
-          if (status.ok()) {
-            r->ctx_->AddInitialMetadata(k, v);
-          } else {
-            r->ctx_->AddTrailingMetadata(k, v);
-          }
-        }
+        wire::ForEachMetadata(*attrs, r->engine_->metadata_set(),
+                              [&](std::string_view k, std::string_view v) {
+                                if (status.ok()) {
+                                  r->ctx_->AddInitialMetadata(std::string(k), std::string(v));
+                                } else {
+                                  r->ctx_->AddTrailingMetadata(std::string(k), std::string(v));
+                                }
+                              });
       }
       if (status.ok() && reply != nullptr) {
         r->out_ = *reply;
@@ -512,11 +533,12 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     Finisher::Finish(finisher_, absl::OkStatus(), &out);
   }
 
-  // Parses an envelope body; InvalidArgument (and a count) when it is not one.
-  absl::Status Decode(const v1::Envelope& proto_in, Envelope* out) {
-    v1::Envelope proto = proto_in;
-    wire::FillFromMetadata(ClientMetadata(*ctx_), &proto);
-    absl::Status s = FromProto(proto, out);
+  // Completes a parsed envelope body from the metadata (only what the body
+  // leaves empty) and converts it; InvalidArgument (and a count) when it is
+  // not a valid envelope.
+  absl::Status Decode(v1::Envelope* proto, Envelope* out) {
+    wire::FillFromMetadata(ClientMetadata(*ctx_), proto);
+    absl::Status s = FromProto(*proto, out);
     if (!s.ok()) {
       engine_->CountMalformed();
       return absl::InvalidArgumentError(
@@ -534,20 +556,22 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   template <class Msg>
-  bool ParseBody(const std::string& body, Msg* msg) {
-    if (msg->ParseFromString(body)) return true;
+  bool ParseBody(Msg* msg) {
+    const size_t size = in_.Length();
+    if (ParseBuffer(&in_, msg)) return true;
+    in_.Clear();
     engine_->CountMalformed();
     Fail(absl::InvalidArgumentError(Cat(
-        "malformed request to ", ctx_->method(), ": the ", body.size(),
+        "malformed request to ", ctx_->method(), ": the ", size,
         "-byte body is not a ", Msg::descriptor()->full_name())));
     return false;
   }
 
-  void HandleCall(const std::string& body) {
+  void HandleCall() {
     v1::Envelope proto;
-    if (!ParseBody(body, &proto)) return;
+    if (!ParseBody(&proto)) return;
     Envelope request;
-    if (absl::Status s = Decode(proto, &request); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(&proto, &request); !s.ok()) return Fail(s);
     std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
     std::string op = request.type;
     ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
@@ -572,11 +596,11 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     }
   }
 
-  void HandleEnqueue(const std::string& body) {
+  void HandleEnqueue() {
     v1::EnqueueRequest req;
-    if (!ParseBody(body, &req)) return;
+    if (!ParseBody(&req)) return;
     Envelope command;
-    if (absl::Status s = Decode(req.command(), &command); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(req.mutable_command(), &command); !s.ok()) return Fail(s);
     std::string queue = req.queue().empty() ? command.type : req.queue();
     std::string id = command.id;
     engine_->LocalEnqueue(std::move(command), queue,
@@ -592,11 +616,11 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
                           });
   }
 
-  void HandlePublish(const std::string& body) {
+  void HandlePublish() {
     v1::PublishRequest req;
-    if (!ParseBody(body, &req)) return;
+    if (!ParseBody(&req)) return;
     Envelope event;
-    if (absl::Status s = Decode(req.event(), &event); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(req.mutable_event(), &event); !s.ok()) return Fail(s);
     std::string id = event.id;
     if (req.group().empty()) {
       engine_->HubDistribute(event);
@@ -616,11 +640,11 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     });
   }
 
-  void HandleReply(const std::string& body) {
+  void HandleReply() {
     v1::ReplyRequest req;
-    if (!ParseBody(body, &req)) return;
+    if (!ParseBody(&req)) return;
     Envelope reply;
-    if (absl::Status s = Decode(req.reply(), &reply); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(req.mutable_reply(), &reply); !s.ok()) return Fail(s);
     std::shared_ptr<ReplyHandler> hold;
     ReplyHandler* handler = engine_->FindInbox(req.inbox(), &hold);
     if (handler == nullptr) {
@@ -1137,7 +1161,10 @@ void Engine::Unary(const std::string& target, std::string_view method, ByteBuffe
   auto call = std::make_shared<ClientCall>();
   call->request = std::move(body);
   if (attributes != nullptr) {
-    for (auto& [k, v] : wire::ToMetadata(*attributes)) call->ctx.AddMetadata(k, v);
+    wire::ForEachMetadata(*attributes, metadata_set(),
+                          [&call](std::string_view k, std::string_view v) {
+                            call->ctx.AddMetadata(std::string(k), std::string(v));
+                          });
   }
   if (timeout < absl::InfiniteDuration()) {
     call->ctx.set_deadline(ChronoDeadline(std::max(timeout, absl::ZeroDuration())));
@@ -1194,7 +1221,7 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
           }
           v1::Envelope out;
           Envelope env;
-          if (!out.ParseFromString(ToBytes(call.response))) {
+          if (!ParseBuffer(&call.response, &out)) {
             std::move (*reply)(absl::InternalError(
                 Cat("malformed reply to ", op, " from ", target)));
             return;

@@ -1,6 +1,8 @@
 #include "wire.h"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -42,6 +44,14 @@ bool IsKnownAttribute(std::string_view name) {
   return false;
 }
 
+// Bytes PercentEncode escapes: space, '"', '%' and anything outside
+// U+0021..U+007E.
+constexpr auto kEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x21 || c > 0x7E || c == '"' || c == '%';
+  return t;
+}();
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -51,138 +61,195 @@ int HexValue(char c) {
 
 }  // namespace
 
-std::string PercentEncode(std::string_view value) {
+bool NeedsPercentEncoding(std::string_view value) {
+  for (char c : value) {
+    if (kEscape[static_cast<unsigned char>(c)]) return true;
+  }
+  return false;
+}
+
+void AppendPercentEncoded(std::string_view value, std::string* out) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size());
-  for (unsigned char c : value) {
-    if (c < 0x21 || c > 0x7E || c == '"' || c == '%') {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
+  size_t first = 0;
+  while (first < value.size() && !kEscape[static_cast<unsigned char>(value[first])]) ++first;
+  if (first == value.size()) {
+    out->append(value);
+    return;
+  }
+  size_t escapes = 0;
+  for (size_t i = first; i < value.size(); ++i) {
+    escapes += kEscape[static_cast<unsigned char>(value[i])] ? 1 : 0;
+  }
+  const size_t start = out->size();
+  out->resize(start + value.size() + 2 * escapes);
+  char* p = out->data() + start;
+  std::memcpy(p, value.data(), first);
+  p += first;
+  for (size_t i = first; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (kEscape[c]) {
+      *p++ = '%';
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 0xF];
     } else {
-      out.push_back(static_cast<char>(c));
+      *p++ = static_cast<char>(c);
     }
   }
+}
+
+std::string PercentEncode(std::string_view value) {
+  std::string out;
+  AppendPercentEncoded(value, &out);
   return out;
 }
 
 std::string PercentDecode(std::string_view value) {
+  size_t pct = value.find('%');
+  if (pct == std::string_view::npos) return std::string(value);
   std::string out;
   out.reserve(value.size());
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '%' && i + 2 < value.size()) {
-      int hi = HexValue(value[i + 1]);
-      int lo = HexValue(value[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
+  size_t done = 0;
+  while (pct != std::string_view::npos) {
+    out.append(value.substr(done, pct - done));
+    int hi = pct + 2 < value.size() ? HexValue(value[pct + 1]) : -1;
+    int lo = hi >= 0 ? HexValue(value[pct + 2]) : -1;
+    if (lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      done = pct + 3;
+    } else {
+      out.push_back('%');
+      done = pct + 1;
     }
-    out.push_back(value[i]);
+    pct = value.find('%', done);
   }
+  out.append(value.substr(done));
   return out;
 }
 
-Metadata ToMetadata(const Envelope& env) {
-  Metadata md;
-  auto add = [&md](std::string_view name, std::string_view value) {
-    if (value.empty()) return;
-    std::string encoded = PercentEncode(value);
+void ForEachMetadata(const Envelope& env, MetadataSet set,
+                     absl::FunctionRef<void(std::string_view, std::string_view)> emit) {
+  std::string scratch;
+  std::string key;
+  auto add = [&](std::string_view name, std::string_view value) {
+    if (value.empty() || value.size() > kMaxMetadataValue) return;
+    if (!NeedsPercentEncoding(value)) {
+      emit(name, value);
+      return;
+    }
+    scratch.clear();
+    AppendPercentEncoded(value, &scratch);
     // Headers are for readers along the way; long values stay in the body
     // so that a call never trips HTTP/2 header limits.
-    if (encoded.size() > kMaxMetadataValue) return;
-    md.emplace_back(Cat(kPrefix, name), std::move(encoded));
+    if (scratch.size() > kMaxMetadataValue) return;
+    emit(name, scratch);
   };
-  add("id", env.id);
-  add("source", env.source);
-  add("specversion", env.spec_version);
-  add("type", env.type);
-  if (env.time != absl::UnixEpoch()) add("time", FormatRfc3339(env.time));
-  add("datacontenttype", env.data_content_type);
-  add("subject", env.subject);
+  add("ce-id", env.id);
+  add("ce-source", env.source);
+  add("ce-specversion", env.spec_version);
+  add("ce-type", env.type);
   // W3C Trace Context has its own header names; proxies and tracers look
   // for those, not for ce-traceparent.
-  if (!env.traceparent.empty() && env.traceparent.size() <= kMaxMetadataValue) {
-    md.emplace_back("traceparent", PercentEncode(env.traceparent));
-  }
-  if (!env.tracestate.empty() && env.tracestate.size() <= kMaxMetadataValue) {
-    md.emplace_back("tracestate", PercentEncode(env.tracestate));
-  }
-  add(attr::kIdempotencyKey, env.idempotency_key);
-  if (env.has_deadline()) add(attr::kExpiryTime, FormatRfc3339(env.deadline));
-  add(attr::kCorrelationId, env.correlation_id);
-  add(attr::kReplyTo, env.reply_to);
-  add(attr::kAttempt, Cat(env.attempt));
-  if (env.style != Style::kUnspecified) add(attr::kStyle, StyleName(env.style));
+  add("traceparent", env.traceparent);
+  add("tracestate", env.tracestate);
+  add("ce-correlationid", env.correlation_id);
+  if (set == MetadataSet::kRouting) return;
+
+  if (env.time != absl::UnixEpoch()) add("ce-time", FormatRfc3339(env.time));
+  add("ce-datacontenttype", env.data_content_type);
+  add("ce-subject", env.subject);
+  add("ce-idempotencykey", env.idempotency_key);
+  if (env.has_deadline()) add("ce-expirytime", FormatRfc3339(env.deadline));
+  add("ce-replyto", env.reply_to);
+  add("ce-attempt", Cat(env.attempt));
+  if (env.style != Style::kUnspecified) add("ce-style", StyleName(env.style));
   if (!env.status.ok()) {
-    add(attr::kStatusCode, Cat(static_cast<int>(env.status.code())));
-    add(attr::kStatusMessage, AsStd(env.status.message()));
+    add("ce-statuscode", Cat(static_cast<int>(env.status.code())));
+    add("ce-statusmessage", AsStd(env.status.message()));
   }
   for (const auto& [name, value] : env.extensions) {
     if (IsAttributeName(name) && !IsKnownAttribute(name) && name != kQueuedTypeExtension) {
-      add(name, value);
+      key.assign(kPrefix);
+      key.append(name);
+      add(key, value);
     }
   }
+}
+
+Metadata ToMetadata(const Envelope& env, MetadataSet set) {
+  Metadata md;
+  ForEachMetadata(env, set, [&md](std::string_view key, std::string_view value) {
+    md.emplace_back(key, value);
+  });
   return md;
 }
 
 void FillFromMetadata(const Metadata& md, v1::Envelope* body) {
+  std::vector<MetadataView> views;
+  views.reserve(md.size());
+  for (const auto& [key, value] : md) views.emplace_back(key, value);
+  FillFromMetadata(views, body);
+}
+
+void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body) {
+  // Sets a string field from the metadata value when the body left it empty.
+  auto fill = [](std::string* field, std::string_view raw) {
+    if (field->empty()) *field = PercentDecode(raw);
+  };
   for (const auto& [key, raw] : md) {
-    std::string value = PercentDecode(raw);
     if (key == "traceparent") {
-      if (body->traceparent().empty()) body->set_traceparent(value);
+      fill(body->mutable_traceparent(), raw);
       continue;
     }
     if (key == "tracestate") {
-      if (body->tracestate().empty()) body->set_tracestate(value);
+      fill(body->mutable_tracestate(), raw);
       continue;
     }
-    if (std::string_view(key).substr(0, kPrefix.size()) != kPrefix) continue;
-    std::string_view name = std::string_view(key).substr(kPrefix.size());
+    if (key.substr(0, kPrefix.size()) != kPrefix) continue;
+    std::string_view name = key.substr(kPrefix.size());
     if (name == "id") {
-      if (body->id().empty()) body->set_id(value);
+      fill(body->mutable_id(), raw);
     } else if (name == "source") {
-      if (body->source().empty()) body->set_source(value);
+      fill(body->mutable_source(), raw);
     } else if (name == "specversion") {
-      if (body->spec_version().empty()) body->set_spec_version(value);
+      fill(body->mutable_spec_version(), raw);
     } else if (name == "type") {
-      if (body->type().empty()) body->set_type(value);
+      fill(body->mutable_type(), raw);
     } else if (name == "time") {
       if (!body->has_time()) {
-        if (absl::StatusOr<absl::Time> t = ParseRfc3339(value); t.ok()) {
+        if (absl::StatusOr<absl::Time> t = ParseRfc3339(PercentDecode(raw)); t.ok()) {
           SetTimestamp(*t, body->mutable_time());
         }
       }
     } else if (name == "datacontenttype") {
-      if (body->data_content_type().empty()) body->set_data_content_type(value);
+      fill(body->mutable_data_content_type(), raw);
     } else if (name == "subject") {
-      if (body->subject().empty()) body->set_subject(value);
+      fill(body->mutable_subject(), raw);
     } else if (name == attr::kIdempotencyKey) {
-      if (body->idempotency_key().empty()) body->set_idempotency_key(value);
+      fill(body->mutable_idempotency_key(), raw);
     } else if (name == attr::kExpiryTime) {
       if (!body->has_deadline()) {
-        if (absl::StatusOr<absl::Time> t = ParseRfc3339(value); t.ok()) {
+        if (absl::StatusOr<absl::Time> t = ParseRfc3339(PercentDecode(raw)); t.ok()) {
           SetTimestamp(*t, body->mutable_deadline());
         }
       }
     } else if (name == attr::kCorrelationId) {
-      if (body->correlation_id().empty()) body->set_correlation_id(value);
+      fill(body->mutable_correlation_id(), raw);
     } else if (name == attr::kReplyTo) {
-      if (body->reply_to().empty()) body->set_reply_to(value);
+      fill(body->mutable_reply_to(), raw);
     } else if (name == attr::kAttempt) {
       int attempt = 0;
-      if (body->attempt() == 0 && absl::SimpleAtoi(value, &attempt)) body->set_attempt(attempt);
+      if (body->attempt() == 0 && absl::SimpleAtoi(AsAbsl(PercentDecode(raw)), &attempt)) {
+        body->set_attempt(attempt);
+      }
     } else if (name == attr::kStyle) {
       Style style;
-      if (body->style() == v1::STYLE_UNSPECIFIED && ParseStyle(value, &style)) {
+      if (body->style() == v1::STYLE_UNSPECIFIED && ParseStyle(PercentDecode(raw), &style)) {
         body->set_style(static_cast<v1::Style>(style));
       }
     } else if (name == attr::kStatusCode || name == attr::kStatusMessage) {
       // Outcome of a reply: the gRPC status is authoritative.
-    } else if (IsAttributeName(name)) {
-      body->mutable_extensions()->insert({std::string(name), value});
+    } else if (IsAttributeName(name) && !body->extensions().contains(std::string(name))) {
+      body->mutable_extensions()->insert({std::string(name), PercentDecode(raw)});
     }
   }
 }

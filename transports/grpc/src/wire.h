@@ -6,6 +6,10 @@
 // (as in the NATS and HTTP bindings), plus the plain W3C `traceparent` /
 // `tracestate`; values are percent-encoded as the NATS binding does. The
 // deadline is not in the metadata: gRPC carries it as `grpc-timeout`.
+//
+// The protobuf body is authoritative. By default only what proxies and
+// tracers route and join on travels as metadata (MetadataSet::kRouting):
+// every literal header costs HPACK work on both ends of every call.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "switchboard/envelope.h"
 
 namespace switchboard::v1 {
@@ -24,22 +30,47 @@ class Envelope;
 namespace switchboard::grpc::wire {
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
+// Received metadata as views into the call's own storage.
+using MetadataView = std::pair<std::string_view, std::string_view>;
+
+// Which attributes a sender puts in metadata next to the body.
+enum class MetadataSet {
+  // The CloudEvents required attributes (ce-id, ce-source, ce-specversion,
+  // ce-type), ce-correlationid, and W3C traceparent / tracestate: enough for
+  // a proxy or tracer to route, log and join traces without the body.
+  kRouting,
+  // Every attribute and extension (`grpc.full_metadata: true`), for readers
+  // that see only metadata.
+  kFull,
+};
 
 // Longest metadata value sent (after encoding); longer ones are in the body
 // only.
 inline constexpr size_t kMaxMetadataValue = 1024;
 
-// The metadata a sender attaches for `env` (keys lower case, values
-// printable ASCII). Extensions whose names are not valid metadata keys, and
-// values longer than kMaxMetadataValue, are left to the body.
-[[nodiscard]] Metadata ToMetadata(const Envelope& env);
+// Calls `emit(key, value)` for each metadata entry a sender attaches for
+// `env` (keys lower case, values printable ASCII). Extensions whose names are
+// not valid metadata keys, and values longer than kMaxMetadataValue, are left
+// to the body. The views are valid only during the call to `emit`; a value
+// that needs no escaping is passed without a copy.
+void ForEachMetadata(const Envelope& env, MetadataSet set,
+                     absl::FunctionRef<void(std::string_view key, std::string_view value)> emit);
+// The same entries, copied.
+[[nodiscard]] Metadata ToMetadata(const Envelope& env, MetadataSet set = MetadataSet::kFull);
 
 // Fills the attributes `body` leaves empty from received metadata, so that a
-// client that sends only metadata and data is understood. The body wins.
+// client that sends only metadata and data is understood. The body wins: a
+// value is decoded only when its attribute is empty in the body.
+void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body);
 void FillFromMetadata(const Metadata& md, v1::Envelope* body);
 
 // Percent-encodes space, '"', '%' and bytes outside U+0021..U+007E.
 [[nodiscard]] std::string PercentEncode(std::string_view value);
+// Appends the encoding of `value` to `out` (one append when nothing needs
+// escaping).
+void AppendPercentEncoded(std::string_view value, std::string* out);
+// Whether PercentEncode would change `value`.
+[[nodiscard]] bool NeedsPercentEncoding(std::string_view value);
 // Decodes %XY escapes; malformed escapes are kept literally.
 [[nodiscard]] std::string PercentDecode(std::string_view value);
 

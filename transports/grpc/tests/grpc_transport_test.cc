@@ -642,7 +642,13 @@ class RecordingService final : public ::grpc::CallbackGenericService {
   std::chrono::system_clock::duration remaining{};
 };
 
-TEST(GrpcTransportTest, AttributesTravelAsMetadataToAPlainServer) {
+// Default: the routing set (ce-id, ce-source, ce-specversion, ce-type,
+// traceparent, tracestate); with `full_metadata: true` every attribute.
+class MetadataSetTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(RoutingAndFull, MetadataSetTest, ::testing::Bool());
+
+TEST_P(MetadataSetTest, AttributesTravelAsMetadataToAPlainServer) {
+  const bool full = GetParam();
   RecordingService service;
   ::grpc::ServerBuilder builder;
   int port = 0;
@@ -650,7 +656,9 @@ TEST(GrpcTransportTest, AttributesTravelAsMetadataToAPlainServer) {
   builder.RegisterCallbackGenericService(&service);
   std::unique_ptr<::grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  auto client = MustCreate("client", GrpcConfig("", Local(port)));
+  v1::TransportConfig config = GrpcConfig("", Local(port));
+  config.mutable_grpc()->set_full_metadata(full);
+  auto client = MustCreate("client", config);
   ASSERT_NE(client, nullptr);
   Envelope req = NewEnvelope("test.v1.Echo/Say", "ping");
   req.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -670,11 +678,17 @@ TEST(GrpcTransportTest, AttributesTravelAsMetadataToAPlainServer) {
   EXPECT_EQ(get("ce-type"), "test.v1.Echo/Say");
   EXPECT_EQ(get("ce-source"), "//test");
   EXPECT_EQ(get("ce-specversion"), "1.0");
-  EXPECT_EQ(get("ce-idempotencykey"), "idem%201");
-  EXPECT_EQ(get("ce-style"), "request");
   EXPECT_EQ(get("traceparent"), req.traceparent);
   EXPECT_EQ(get("tracestate"), req.tracestate);
-  EXPECT_NE(get("ce-expirytime"), "<missing>");
+  if (full) {
+    EXPECT_EQ(get("ce-idempotencykey"), "idem%201");
+    EXPECT_EQ(get("ce-style"), "request");
+    EXPECT_NE(get("ce-expirytime"), "<missing>");
+  } else {
+    EXPECT_EQ(get("ce-idempotencykey"), "<missing>");
+    EXPECT_EQ(get("ce-style"), "<missing>");
+    EXPECT_EQ(get("ce-expirytime"), "<missing>");
+  }
   // The deadline is gRPC's own.
   EXPECT_GT(service.remaining, std::chrono::seconds(3));
   EXPECT_LE(service.remaining, std::chrono::seconds(6));

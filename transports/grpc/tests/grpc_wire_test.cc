@@ -2,6 +2,8 @@
 #include "wire.h"
 
 #include <map>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -107,6 +109,79 @@ TEST(GrpcWireTest, MetadataFillsOnlyWhatTheBodyLeavesEmpty) {
   EXPECT_EQ(body.style(), v1::STYLE_REQUEST);
   EXPECT_THAT(body.extensions(), Contains(Pair("tenant", "acme corp")));
   EXPECT_EQ(body.traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+}
+
+TEST(GrpcWireTest, RoutingSetCarriesOnlyWhatProxiesAndTracersUse) {
+  Envelope env;
+  env.id = "id-1";
+  env.source = "//orders/1";
+  env.type = "orders.v1.Orders/PlaceOrder";
+  env.time = absl::FromUnixSeconds(1'800'000'000);
+  env.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  env.tracestate = "congo=t61rcWkgMzE";
+  env.idempotency_key = "key 1";
+  env.deadline = absl::FromUnixSeconds(1'800'000'005);
+  env.correlation_id = "c 1";
+  env.reply_to = "grpc://127.0.0.1:1/inbox/7";
+  env.style = Style::kCommand;
+  env.status = absl::NotFoundError("gone");
+  env.extensions["tenant"] = "acme";
+  std::map<std::string, std::string> md = AsMap(ToMetadata(env, MetadataSet::kRouting));
+  EXPECT_EQ(md, (std::map<std::string, std::string>{
+                    {"ce-id", "id-1"},
+                    {"ce-source", "//orders/1"},
+                    {"ce-specversion", "1.0"},
+                    {"ce-type", "orders.v1.Orders/PlaceOrder"},
+                    {"ce-correlationid", "c%201"},
+                    {"traceparent", env.traceparent},
+                    {"tracestate", env.tracestate},
+                }));
+  // The full set is a superset with the same values.
+  std::map<std::string, std::string> full = AsMap(ToMetadata(env, MetadataSet::kFull));
+  for (const auto& [k, v] : md) EXPECT_EQ(full[k], v) << k;
+  EXPECT_EQ(full["ce-tenant"], "acme");
+  EXPECT_EQ(full["ce-statuscode"], "5");
+}
+
+TEST(GrpcWireTest, PercentEncodingKeepsPlainValuesAndEscapesBoundaries) {
+  EXPECT_FALSE(NeedsPercentEncoding("plain-ASCII_value/1.0~!"));
+  EXPECT_EQ(PercentEncode("plain-ASCII_value/1.0~!"), "plain-ASCII_value/1.0~!");
+  EXPECT_EQ(PercentEncode(""), "");
+  // 0x20 and 0x7F are just outside the printable range; 0x21 and 0x7E inside.
+  EXPECT_TRUE(NeedsPercentEncoding(std::string("\x20", 1)));
+  EXPECT_EQ(PercentEncode(std::string("\x20\x21\x7e\x7f", 4)), "%20!~%7F");
+  EXPECT_EQ(PercentEncode("\"%"), "%22%25");
+  EXPECT_EQ(PercentEncode(std::string("a\0b", 3)), "a%00b");
+  std::string appended = "keep:";
+  AppendPercentEncoded("x y", &appended);
+  EXPECT_EQ(appended, "keep:x%20y");
+  for (const std::string raw : {std::string("no escapes"), std::string("100% \"sure\""),
+                                std::string("\x01\xff tail"), std::string(300, '%')}) {
+    EXPECT_EQ(PercentDecode(PercentEncode(raw)), raw);
+  }
+  EXPECT_EQ(PercentDecode("a%2fb%2Fc"), "a/b/c");
+  EXPECT_EQ(PercentDecode("%"), "%");
+  EXPECT_EQ(PercentDecode("%4"), "%4");
+  EXPECT_EQ(PercentDecode("%%41"), "%A");
+  EXPECT_EQ(PercentDecode("x%4g%41"), "x%4gA");
+}
+
+TEST(GrpcWireTest, MetadataViewsFillTheBodyWithoutOverwriting) {
+  v1::Envelope body;
+  body.set_type("from-body");
+  (*body.mutable_extensions())["tenant"] = "body";
+  const std::string id = "md%20id";
+  std::vector<MetadataView> md = {{"ce-id", id},
+                                  {"ce-type", "ignored"},
+                                  {"ce-tenant", "metadata"},
+                                  {"ce-region", "eu"},
+                                  {"tracestate", "a=1"}};
+  FillFromMetadata(md, &body);
+  EXPECT_EQ(body.id(), "md id");
+  EXPECT_EQ(body.type(), "from-body");
+  EXPECT_EQ(body.extensions().at("tenant"), "body");
+  EXPECT_EQ(body.extensions().at("region"), "eu");
+  EXPECT_EQ(body.tracestate(), "a=1");
 }
 
 TEST(GrpcWireTest, TargetKeysGoFromOperationToServiceToDefault) {

@@ -16,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "address_scheme.h"
 #include "amqp_wire.h"
@@ -29,6 +30,7 @@
 #include "proton/duration.hpp"
 #include "proton/error_condition.hpp"
 #include "proton/message.hpp"
+#include "proton/binary.hpp"
 #include "proton/message_id.hpp"
 #include "proton/messaging_handler.hpp"
 #include "proton/receiver.hpp"
@@ -90,6 +92,8 @@ struct Options {
   absl::Duration idle_timeout;
   absl::Duration close_timeout;
   absl::Duration connect_timeout;
+  // Larger received messages (encoded size) are rejected.
+  uint64_t max_message_bytes = uint64_t{8} << 20;
 };
 
 absl::StatusOr<Options> ParseOptions(const v1::AmqpOptions& in) {
@@ -123,6 +127,7 @@ absl::StatusOr<Options> ParseOptions(const v1::AmqpOptions& in) {
   o.idle_timeout = FromProto(in.idle_timeout(), absl::ZeroDuration());
   o.close_timeout = FromProto(in.close_timeout(), absl::Seconds(2));
   o.connect_timeout = FromProto(in.connect_timeout(), absl::Seconds(10));
+  if (in.max_message_bytes() > 0) o.max_message_bytes = in.max_message_bytes();
   return o;
 }
 
@@ -235,14 +240,17 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       self->run_exited_ = true;
     });
     absl::MutexLock l(&mu_);
-    auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return connected_ || run_exited_; };
+    auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return connected_ || run_exited_ || !refused_.ok();
+    };
     mu_.AwaitWithTimeout(absl::Condition(&done), opts_.connect_timeout);
+    if (!connected_ && !refused_.ok()) return refused_;
     if (!connected_) {
       return absl::UnavailableError(absl::StrCat(
-          "amqp: could not connect to ", Redact(opts_.urls.front()), " within ",
-          absl::FormatDuration(opts_.connect_timeout),
+          "amqp transport \"", name_, "\": could not connect to ", Redact(opts_.urls.front()),
+          " within ", absl::FormatDuration(opts_.connect_timeout),
           last_error_.empty() ? "" : absl::StrCat(": ", last_error_),
-          " (check url, credentials and that the broker runs)"));
+          " (check `url`, the credentials and that the broker runs, or raise `connect_timeout`)"));
     }
     return absl::OkStatus();
   }
@@ -1095,6 +1103,61 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     });
   }
 
+  // ResourceExhausted naming `max_message_bytes` when the message, encoded
+  // as on the wire, is larger than the limit.
+  absl::Status CheckSize(const proton::message& m, const ReceiverEntry& r) {
+    m.encode(size_buffer_);
+    const uint64_t size = size_buffer_.size();
+    // A rare large message must not keep its buffer for the transport's life.
+    if (size_buffer_.capacity() > kKeptBufferBytes) std::vector<char>().swap(size_buffer_);
+    if (size <= opts_.max_message_bytes) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "amqp: message of ", size, " bytes", r.operation.empty() ? "" : " for ", r.operation,
+        " exceeds `max_message_bytes` (", opts_.max_message_bytes, ") of amqp transport \"",
+        name_, "\"; send smaller messages or raise `max_message_bytes` on the receiver"));
+  }
+
+  // Counted, never decoded: a request gets the error as its reply, a reply
+  // fails its request, a command or event goes to the dead-letter queue
+  // with its properties and the reason but without its body (so the copy
+  // stays readable under the same limit).
+  void RejectOversized(proton::delivery& d, const proton::message& m, ReceiverEntry& r,
+                       const absl::Status& why) {
+    ++invalid_messages_;
+    switch (r.kind) {
+      case Kind::kServe: {
+        d.accept();
+        Envelope request;
+        request.type = r.operation;
+        SendServerReply(r.receiver.name(), m.reply_to(), MessageIdOf(m), request, why);
+        return;
+      }
+      case Kind::kReplies:
+      case Kind::kInbox: {
+        d.accept();
+        --r.unsettled;
+        GiveCredit(r);
+        if (r.kind == Kind::kReplies) {
+          std::string key;
+          try {
+            const proton::message_id c = m.correlation_id();
+            key = c.type() == proton::STRING ? proton::get<std::string>(c) : proton::to_string(c);
+          } catch (const std::exception&) {
+          }
+          CompleteRequest(key, absl::ResourceExhaustedError(
+                                   absl::StrCat("amqp: reply rejected: ", why.message())));
+        }
+        return;
+      }
+      case Kind::kConsume: {
+        proton::message stripped = m;
+        stripped.body(proton::binary());
+        DeadLetterRaw(d, stripped, r, why);
+        return;
+      }
+    }
+  }
+
   void OnServe(proton::delivery& d, proton::message& m, ReceiverEntry& r) {
     d.accept();  // Requests are at most once: the caller retries on timeout.
     const std::string reply_to = m.reply_to();
@@ -1211,7 +1274,14 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
     co.sasl_enabled(true);
     co.sasl_allow_insecure_mechs(true);
-    if (!opts_.sasl_mechanisms.empty()) co.sasl_allowed_mechs(opts_.sasl_mechanisms);
+    if (!opts_.sasl_mechanisms.empty()) {
+      co.sasl_allowed_mechs(opts_.sasl_mechanisms);
+    } else if (!opts_.user.empty() || !opts_.password.empty() ||
+               Redact(opts_.urls.front()) != opts_.urls.front()) {
+      // With credentials, never fall back to ANONYMOUS (RabbitMQ offers it
+      // and maps it to its default user): a wrong password must be refused.
+      co.sasl_allowed_mechs("PLAIN");
+    }
     if (!opts_.user.empty()) co.user(opts_.user);
     if (!opts_.password.empty()) co.password(opts_.password);
     if (opts_.idle_timeout > absl::ZeroDuration()) co.idle_timeout(ToProton(opts_.idle_timeout));
@@ -1254,6 +1324,34 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     work_queue_ = &c.work_queue();
   }
 
+  // A first connection the broker refuses for good (credentials, TLS) ends
+  // Start at once instead of being retried until `connect_timeout`; once
+  // connected, the same errors are reconnects like any other. The text names
+  // the setting to fix and never the password.
+  absl::Status Refusal(const proton::error_condition& e) const {
+    std::string what = Redact(e.what());
+    if (!opts_.password.empty()) absl::StrReplaceAll({{opts_.password, "***"}}, &what);
+    const std::string head = absl::StrCat("amqp transport \"", name_, "\": cannot connect to ",
+                                          Redact(opts_.urls.front()), ": ", what);
+    if (e.name() == "amqp:unauthorized-access") {
+      bool url_credentials = false;
+      for (const auto& u : opts_.urls) url_credentials |= Redact(u) != u;
+      return absl::PermissionDeniedError(absl::StrCat(
+          head, url_credentials && opts_.user.empty()
+                    ? "; the broker refused the credentials in `url`; check them"
+                    : "; the broker refused `user`/`password`; check them"));
+    }
+    if (!opts_.use_tls || !absl::StrContains(what, "SSL")) return absl::OkStatus();
+    if (absl::StrContains(what, "certificate verify failed")) {
+      return absl::UnavailableError(absl::StrCat(
+          head, "; TLS: the broker's certificate is not trusted: check that `tls.ca_file` holds "
+                "the CA that signed it and that the url's host is in it"));
+    }
+    return absl::UnavailableError(absl::StrCat(
+        head, "; TLS: the broker ended the handshake: if it verifies clients, set "
+              "`tls.cert_file`/`tls.key_file` to a certificate signed by a CA it trusts"));
+  }
+
   void on_transport_error(proton::transport& t) override {
     ++generation_;
     inflight_.clear();
@@ -1264,8 +1362,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     for (auto& d : failed) {
       if (d) d(absl::UnavailableError("amqp: connection lost before the broker confirmed"));
     }
+    absl::Status refusal = Refusal(t.error());
     absl::MutexLock l(&mu_);
     last_error_ = Redact(t.error().what());
+    if (!connected_ && refused_.ok()) refused_ = refusal;
   }
 
   void on_transport_close(proton::transport&) override {
@@ -1366,6 +1466,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
     ReceiverEntry& r = *entry;
     ++r.unsettled;
+    if (absl::Status size = CheckSize(m, r); !size.ok()) {
+      RejectOversized(d, m, r, size);
+      return;
+    }
     switch (r.kind) {
       case Kind::kServe:
         OnServe(d, m, r);
@@ -1409,6 +1513,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   // thread. It stays the same across automatic reconnects.
   proton::work_queue* work_queue_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
+  // Why the broker refused the first connection for good (see Refusal).
+  absl::Status refused_ ABSL_GUARDED_BY(mu_);
 
   // Queues seen with a server recently (real time: broker state, not the
   // injected clock).
@@ -1421,6 +1527,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   std::map<std::string, PendingRequest> requests_ ABSL_GUARDED_BY(req_mu_);
 
   std::atomic<int64_t> invalid_messages_{0};
+
+  // Container thread only: where CheckSize encodes a received message.
+  static constexpr size_t kKeptBufferBytes = 1 << 20;
+  std::vector<char> size_buffer_;
 
   // Container thread only.
   proton::connection conn_;
@@ -1469,11 +1579,17 @@ class AmqpInbox final : public ReplyInbox {
   std::string address_;
 };
 
-class AmqpTransport final : public Transport {
+class AmqpTransportImpl final : public AmqpTransport {
  public:
-  AmqpTransport(std::string name, std::shared_ptr<Core> core)
+  AmqpTransportImpl(std::string name, std::shared_ptr<Core> core)
       : name_(std::move(name)), core_(std::move(core)), features_(AmqpFeatures()) {}
-  ~AmqpTransport() override { core_->Shutdown(); }
+  ~AmqpTransportImpl() override { core_->Shutdown(); }
+
+  AmqpTransportStats stats() const override {
+    AmqpTransportStats out;
+    out.bad_input = core_->invalid_messages();
+    return out;
+  }
 
   std::string_view name() const override { return name_; }
   std::string_view type() const override { return "amqp"; }
@@ -1564,7 +1680,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(std::string_view na
     core->Shutdown();
     return s;
   }
-  return std::make_unique<AmqpTransport>(std::string(name), std::move(core));
+  return std::make_unique<AmqpTransportImpl>(std::string(name), std::move(core));
 }
 
 }  // namespace switchboard::amqp

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "proton/connection.hpp"
 #include "proton/container.hpp"
+#include "proton/binary.hpp"
 #include "proton/delivery.hpp"
 #include "proton/message.hpp"
 #include "proton/messaging_handler.hpp"
@@ -390,6 +391,96 @@ TEST_F(AmqpIntegrationTest, GarbageFromRawSenderIsDeadLetteredWithReason) {
             std::string::npos);
   EXPECT_EQ(proton::get<std::string>(props.get("cloudEvents_deadlettercode")), "INVALID_ARGUMENT");
   EXPECT_TRUE(got.Items().empty());
+}
+
+// A receiver with a small `max_message_bytes`; senders keep the default.
+constexpr uint64_t kSmallLimit = 64 * 1024;
+
+std::unique_ptr<Transport> SmallLimitTransport(const std::string& prefix) {
+  v1::TransportConfig cfg = testing::TestConfig(prefix);
+  cfg.mutable_amqp()->set_max_message_bytes(kSmallLimit);
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.source = "//amqp-small";
+  auto t = MakeAmqpTransport("small", cfg, env);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *std::move(t) : nullptr;
+}
+
+int64_t BadInput(Transport& t) { return dynamic_cast<AmqpTransport&>(t).stats().bad_input; }
+
+TEST_F(AmqpIntegrationTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcessed) {
+  auto sender = NewTransport();
+  auto small = SmallLimitTransport(prefix_);
+  ASSERT_NE(sender, nullptr);
+  ASSERT_NE(small, nullptr);
+  const std::string op = "it.v1.Jobs/Big";
+  Box<std::string> got;
+  auto sub = small->Consume(MakeEndpoint(op, op), [&](std::unique_ptr<Delivery> d) {
+    got.Add(d->envelope().data);
+    d->Ack();
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  Envelope big = MakeEnvelope(op, std::string(kSmallLimit + 100, 'z'));
+  ASSERT_TRUE(Await([&](DoneCallback done) { sender->Enqueue(big, std::move(done)); }).ok());
+  ASSERT_TRUE(
+      Await([&](DoneCallback done) { sender->Enqueue(MakeEnvelope(op, "next"), std::move(done)); })
+          .ok());
+  ASSERT_TRUE(got.WaitForCount(1));
+  EXPECT_EQ(got.Items(), std::vector<std::string>{"next"});
+
+  // Read raw: the copy keeps the properties and the reason, not the body.
+  RawClient reader(testing::TestAmqpUrl(), "/queue/" + prefix_ + "it.v1.Jobs.Big.dlq",
+                   /*durable=*/true);
+  auto dead = reader.Receive(1);
+  ASSERT_EQ(dead.size(), 1u);
+  const auto& props = dead[0].properties();
+  ASSERT_TRUE(props.exists("cloudEvents_deadletterreason"));
+  EXPECT_NE(proton::get<std::string>(props.get("cloudEvents_deadletterreason"))
+                .find("`max_message_bytes` (65536)"),
+            std::string::npos);
+  EXPECT_EQ(proton::get<std::string>(props.get("cloudEvents_deadlettercode")), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(proton::get<std::string>(props.get("cloudEvents_id")), big.id);
+  EXPECT_EQ(proton::get<proton::binary>(dead[0].body()).size(), 0u);
+  EXPECT_EQ(BadInput(*small), 1);
+  // Settled: not redelivered to the consumer.
+  EXPECT_FALSE(got.WaitForCount(2, absl::Milliseconds(300)));
+}
+
+TEST_F(AmqpIntegrationTest, OversizedRequestGetsResourceExhaustedBeforeTheHandler) {
+  auto client = NewTransport();
+  auto server = SmallLimitTransport(prefix_);
+  ASSERT_NE(client, nullptr);
+  ASSERT_NE(server, nullptr);
+  const std::string op = "it.v1.Echo/Big";
+  std::atomic<int> calls{0};
+  auto sub = server->Serve(MakeEndpoint(op, op), [&](Envelope req, ReplyCallback reply) {
+    ++calls;
+    Envelope rep;
+    rep.type = req.type;
+    rep.data = "ok:" + req.data;
+    std::move(reply)(rep);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  for (const std::string& text : {std::string(2 * kSmallLimit, 'y'), std::string("small")}) {
+    Envelope req = MakeEnvelope(op, text);
+    req.deadline = absl::Now() + absl::Seconds(5);
+    auto p = std::make_shared<std::promise<absl::StatusOr<Envelope>>>();
+    auto f = p->get_future();
+    client->Request(req, [p](absl::StatusOr<Envelope> r) { p->set_value(std::move(r)); });
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(6)), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (text == "small") {
+      EXPECT_TRUE(r->status.ok()) << r->status;
+      EXPECT_EQ(r->data, "ok:small");
+    } else {
+      EXPECT_EQ(r->status.code(), absl::StatusCode::kResourceExhausted) << r->status;
+      EXPECT_NE(r->status.message().find("max_message_bytes"), std::string::npos) << r->status;
+    }
+  }
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(BadInput(*server), 1);
 }
 
 TEST_F(AmqpIntegrationTest, RequestReplyAndFailFastWithoutServer) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,9 +15,11 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "nats_names.h"
@@ -51,6 +54,9 @@ struct Settings {
   bool jetstream = false;
   int max_reconnect = 60;
   absl::Duration reconnect_wait = absl::Seconds(1);
+  // Heartbeat; zero / 0 = the client library's defaults (2 min, 2).
+  absl::Duration ping_interval = absl::ZeroDuration();
+  int max_pings_out = 0;
   int replicas = 1;
   absl::Duration max_age = absl::Hours(24);
   int max_deliver = -1;
@@ -58,6 +64,11 @@ struct Settings {
   absl::Duration duplicate_window = absl::Minutes(2);
   int fetch_batch = 64;
   std::string prefix = "sb";
+  // Larger messages (payload + header block) are rejected on receive.
+  uint64_t max_message_bytes = uint64_t{8} << 20;
+  // Client-side buffering per core NATS subscription; 0 = unlimited.
+  int pending_messages_limit = 0;
+  int pending_bytes_limit = 0;
 };
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
@@ -118,9 +129,15 @@ absl::StatusOr<MsgPtr> BuildMsg(const std::string& subject, const char* reply,
                                 static_cast<int>(env.data.size()));
   if (s != NATS_OK) return NatsError(s, absl::StrCat("cannot build a NATS message for ", subject));
   MsgPtr msg(raw);
-  for (const auto& [key, value] : EnvelopeToHeaders(env)) {
-    s = natsMsgHeader_Set(msg.get(), key.c_str(), value.c_str());
-    if (s != NATS_OK) return NatsError(s, absl::StrCat("cannot set NATS header ", key));
+  // The views are NUL-terminated; cnats copies them.
+  std::string_view failed;
+  ForEachHeader(env, [&](std::string_view key, std::string_view value) {
+    if (s != NATS_OK) return;
+    s = natsMsgHeader_Set(msg.get(), key.data(), value.data());
+    if (s != NATS_OK) failed = key;
+  });
+  if (s != NATS_OK) {
+    return NatsError(s, absl::StrCat("cannot set NATS header ", Sv(failed)));
   }
   if (!msg_id.empty()) {
     s = natsMsgHeader_Set(msg.get(), std::string(kMsgIdHeader).c_str(), std::string(msg_id).c_str());
@@ -142,6 +159,47 @@ HeaderMap ReadHeaders(natsMsg* msg) {
   }
   free(static_cast<void*>(keys));
   return out;
+}
+
+std::string MsgData(natsMsg* msg);
+
+// The envelope of a received message, read straight from cnats' header
+// table (views, no copies of keys or values).
+absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg) {
+  absl::InlinedVector<HeaderView, 24> headers;
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
+    for (int i = 0; i < count; ++i) {
+      const char* value = nullptr;
+      if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK) {
+        headers.push_back({keys[i], value == nullptr ? std::string_view() : value});
+      }
+    }
+  }
+  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(msg));
+  free(static_cast<void*>(keys));
+  return env;
+}
+
+// Bytes of the header block as sent ("NATS/1.0\r\n", "key: value\r\n" per
+// value, a blank line); 0 without headers.
+uint64_t HeaderBytes(natsMsg* msg) {
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK || count == 0) return 0;
+  uint64_t total = 12;
+  for (int i = 0; i < count; ++i) {
+    const char** values = nullptr;
+    int n = 0;
+    if (natsMsgHeader_Values(msg, keys[i], &values, &n) != NATS_OK) continue;
+    for (int j = 0; j < n; ++j) {
+      total += std::strlen(keys[i]) + 4 + (values[j] == nullptr ? 0 : std::strlen(values[j]));
+    }
+    free(static_cast<void*>(values));
+  }
+  free(static_cast<void*>(keys));
+  return total;
 }
 
 std::string MsgData(natsMsg* msg) {
@@ -233,6 +291,26 @@ class State {
     return Subject(Kind::kCommand, DeadLetterAddress(operation));
   }
 
+  // ResourceExhausted naming `max_message_bytes` when a received message
+  // (payload + headers) is larger than the limit; checked before decoding.
+  absl::Status CheckSize(natsMsg* msg, std::string_view operation) const {
+    const uint64_t data = static_cast<uint64_t>(std::max(0, natsMsg_GetDataLength(msg)));
+    const uint64_t size = data > s_.max_message_bytes ? data : data + HeaderBytes(msg);
+    if (size <= s_.max_message_bytes) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "nats: message of ", size, " bytes for ", Sv(operation), " exceeds `max_message_bytes` (",
+        s_.max_message_bytes, ") of nats transport \"", name_,
+        "\"; send smaller messages or raise `max_message_bytes` on the receiver"));
+  }
+
+  // `pending_messages_limit` / `pending_bytes_limit` on a core NATS
+  // subscription; unlimited when not configured.
+  void ApplyPendingLimits(natsSubscription* sub) const {
+    natsSubscription_SetPendingLimits(
+        sub, s_.pending_messages_limit > 0 ? s_.pending_messages_limit : -1,
+        s_.pending_bytes_limit > 0 ? s_.pending_bytes_limit : -1);
+  }
+
   std::atomic<int64_t> bad_input{0};
   std::atomic<int64_t> dead_lettered{0};
   std::atomic<int64_t> publish_errors{0};
@@ -289,6 +367,55 @@ absl::StatusOr<std::shared_ptr<State>> NewState(std::string_view name, Settings 
   return st;
 }
 
+// Why natsConnection_Connect failed, naming the setting to fix. Runs on the
+// thread that tried to connect (nats_GetLastError is per thread); the text
+// never carries a token or password.
+absl::Status ConnectError(absl::string_view name, const Settings& s, natsStatus status) {
+  std::string detail = nats_GetLastError(nullptr) == nullptr ? "" : nats_GetLastError(nullptr);
+  if (size_t p = detail.find("): "); !detail.empty() && detail[0] == '(' && p != std::string::npos) {
+    detail = detail.substr(p + 3);  // drop the library's "(conn.c:733): "
+  }
+  for (const std::string* secret : {&s.token, &s.password}) {
+    if (!secret->empty()) absl::StrReplaceAll({{*secret, "***"}}, &detail);
+  }
+  const std::string head = absl::StrCat("nats transport \"", name, "\": cannot connect to ",
+                                        RedactedUrls(s.urls), ": ", natsStatus_GetText(status));
+  bool url_credentials = false;
+  for (const auto& u : s.urls) url_credentials |= RedactUrl(u) != u;
+  switch (status) {
+    case NATS_CONNECTION_AUTH_FAILED: {
+      const char* hint = !s.token.empty()  ? "the server refused `token`; check it"
+                         : !s.user.empty() ? "the server refused `user`/`password`; check them"
+                         : url_credentials ? "the server refused the credentials in `url`; check them"
+                                           : "the server requires credentials; set `token` or "
+                                             "`user`/`password`";
+      return absl::PermissionDeniedError(absl::StrCat(head, " (", detail, "); ", hint));
+    }
+    case NATS_SSL_ERROR:
+      return absl::UnavailableError(absl::StrCat(
+          head, " (TLS handshake: ", detail,
+          "); check that `tls.ca_file` holds the CA that signed the server's certificate and "
+          "that the url's host (or `tls.server_name`) is in that certificate"));
+    case NATS_PROTOCOL_ERROR:
+    case NATS_IO_ERROR:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_STALE_CONNECTION:
+      if (s.secure) {
+        // A TLS 1.3 server that rejects the client certificate does so after
+        // the handshake: the client only sees the connection close.
+        return absl::UnavailableError(absl::StrCat(
+            head, " (", detail, "); the server closed the TLS connection: if it verifies "
+            "clients, set `tls.cert_file`/`tls.key_file` to a certificate signed by a CA it "
+            "trusts"));
+      }
+      [[fallthrough]];
+    default:
+      return absl::UnavailableError(absl::StrCat(
+          head, detail.empty() ? "" : absl::StrCat(" (", detail, ")"),
+          "; check `url`, the credentials and that nats-server is running"));
+  }
+}
+
 absl::Status State::Connect() {
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
@@ -331,6 +458,16 @@ absl::Status State::Connect() {
   natsOptions_SetMaxReconnect(opts, s_.max_reconnect);
   natsOptions_SetReconnectWait(opts, absl::ToInt64Milliseconds(s_.reconnect_wait));
   natsOptions_SetTimeout(opts, 2000);
+  // A half-open connection is noticed after about ping_interval x
+  // (max_pings_out + 1), then replaced like a dropped one.
+  if (s_.ping_interval > absl::ZeroDuration() &&
+      (s = natsOptions_SetPingInterval(opts, absl::ToInt64Milliseconds(s_.ping_interval))) !=
+          NATS_OK) {
+    return bad_option("ping_interval");
+  }
+  if (s_.max_pings_out > 0 && (s = natsOptions_SetMaxPingsOut(opts, s_.max_pings_out)) != NATS_OK) {
+    return bad_option("max_pings_out");
+  }
   // A reply or request waits for the flusher thread otherwise (p50 ~1 ms
   // instead of ~150 us, see NOTES-deps).
   natsOptions_SetSendAsap(opts, true);
@@ -348,9 +485,7 @@ absl::Status State::Connect() {
     nc_ = nullptr;
     delete cb_ctx_;  // no connection, no callbacks
     cb_ctx_ = nullptr;
-    return absl::UnavailableError(absl::StrCat(
-        "nats transport \"", name_, "\": cannot connect to ", RedactedUrls(s_.urls), ": ",
-        natsStatus_GetText(s), "; check `url`, the credentials and that nats-server is running"));
+    return ConnectError(name_, s_, s);
   }
 
   if (s_.jetstream) {
@@ -702,7 +837,13 @@ void State::OnInboxMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* c
         self->Subject(Kind::kRequest, p->operation), " has no responders)")));
     return;
   }
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(ReadHeaders(raw), MsgData(raw));
+  if (absl::Status size = self->CheckSize(raw, p->operation); !size.ok()) {
+    self->bad_input.fetch_add(1);
+    std::move(p->on_reply)(absl::ResourceExhaustedError(
+        absl::StrCat("reply to ", p->operation, " rejected: ", size.message())));
+    return;
+  }
+  absl::StatusOr<Envelope> env = DecodeMsg(raw);
   if (!env.ok()) {
     self->bad_input.fetch_add(1);
     std::move(p->on_reply)(absl::InternalError(absl::StrCat(
@@ -788,20 +929,27 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
   State& st = *(*ss)->st;
   const char* reply_c = natsMsg_GetReply(raw);
   std::string reply_subject = reply_c == nullptr ? "" : reply_c;
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(ReadHeaders(raw), MsgData(raw));
-  if (!env.ok()) {
+  // Bad input is answered (when there is a reply subject) and counted.
+  auto reject = [&](const absl::Status& why) {
     st.bad_input.fetch_add(1);
-    if (!reply_subject.empty()) {
-      Envelope out;
-      out.id = NewMessageId();
-      out.source = st.source();
-      out.type = (*ss)->operation;
-      out.time = st.clock()->Now();
-      out.style = Style::kRequest;
-      out.status = absl::InvalidArgumentError(
-          absl::StrCat("request to ", (*ss)->operation, " rejected: ", env.status().message()));
-      (void)st.PublishCore(reply_subject, out);
-    }
+    if (reply_subject.empty()) return;
+    Envelope out;
+    out.id = NewMessageId();
+    out.source = st.source();
+    out.type = (*ss)->operation;
+    out.time = st.clock()->Now();
+    out.style = Style::kRequest;
+    out.status = absl::Status(
+        why.code(), absl::StrCat("request to ", (*ss)->operation, " rejected: ", why.message()));
+    (void)st.PublishCore(reply_subject, out);
+  };
+  if (absl::Status size = st.CheckSize(raw, (*ss)->operation); !size.ok()) {
+    reject(size);
+    return;
+  }
+  absl::StatusOr<Envelope> env = DecodeMsg(raw);
+  if (!env.ok()) {
+    reject(env.status());
     return;
   }
   if (reply_subject.empty()) {
@@ -1046,6 +1194,10 @@ void OnCoreMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) 
   auto& cs = *static_cast<std::shared_ptr<ConsumerState>*>(closure);
   MsgPtr msg(raw);
   HeaderMap headers = ReadHeaders(raw);
+  if (absl::Status size = cs->st->CheckSize(raw, cs->operation); !size.ok()) {
+    cs->DeadLetterRaw(headers, std::string(), size, "");  // attributes and reason only
+    return;
+  }
   absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(raw));
   if (!env.ok()) {
     cs->DeadLetterRaw(headers, MsgData(raw), env.status(), "");
@@ -1065,6 +1217,12 @@ void HandleJsMsg(const std::shared_ptr<ConsumerState>& cs, natsMsg* raw) {
   const char* reply = natsMsg_GetReply(raw);
   std::string ack_subject = reply == nullptr ? "" : reply;
   HeaderMap headers = ReadHeaders(raw);
+  if (absl::Status size = cs->st->CheckSize(raw, cs->operation); !size.ok()) {
+    // Dead-lettered with its attributes and the reason but not the payload,
+    // so the copy always fits (and a reader with the same limit can read it).
+    cs->DeadLetterRaw(headers, std::string(), size, ack_subject);
+    return;
+  }
   absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(raw));
   if (!env.ok()) {
     cs->DeadLetterRaw(headers, MsgData(raw), env.status(), ack_subject);
@@ -1195,7 +1353,11 @@ struct InboxState {
 void OnInboxReply(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
   auto* is = static_cast<InboxState*>(closure);
   MsgPtr msg(raw);
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(ReadHeaders(raw), MsgData(raw));
+  if (!is->st->CheckSize(raw, "a reply").ok()) {
+    is->st->bad_input.fetch_add(1);
+    return;
+  }
+  absl::StatusOr<Envelope> env = DecodeMsg(raw);
   if (!env.ok()) {
     is->st->bad_input.fetch_add(1);
     return;
@@ -1258,7 +1420,7 @@ class NatsTransportImpl final : public NatsTransport {
     if (s != NATS_OK) {
       return NatsError(s, absl::StrCat("cannot serve ", endpoint.operation, " on ", subject));
     }
-    natsSubscription_SetPendingLimits(sub, -1, -1);
+    st_->ApplyPendingLimits(sub);
     // Makes the subscription known to the server before Serve returns, so a
     // request sent right after does not see "no responders".
     natsConnection_FlushTimeout(st_->nc(), 2000);
@@ -1398,8 +1560,8 @@ class NatsTransportImpl final : public NatsTransport {
         return NatsError(s, absl::StrCat("cannot subscribe ", endpoint.operation, " on ",
                                          cs->subject));
       }
-      natsSubscription_SetPendingLimits(sub, -1, -1);
-      natsSubscription_SetPendingLimits(retry_sub, -1, -1);
+      st_->ApplyPendingLimits(sub);
+      st_->ApplyPendingLimits(retry_sub);
       natsConnection_FlushTimeout(st_->nc(), 2000);
       return std::unique_ptr<Subscription>(
           new CoreConsumerSubscription(std::move(holder), sub, retry_sub));
@@ -1467,12 +1629,32 @@ absl::StatusOr<Settings> ParseSettings(absl::string_view name, const v1::NatsOpt
   s.jetstream = o.jetstream();
   if (o.max_reconnect() != 0) s.max_reconnect = o.max_reconnect();
   if (o.has_reconnect_wait()) s.reconnect_wait = FromProto(o.reconnect_wait());
+  if (o.has_ping_interval()) {
+    s.ping_interval = FromProto(o.ping_interval());
+    if (s.ping_interval < absl::Milliseconds(1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "nats transport \"", name, "\": `ping_interval` must be at least 1ms"));
+    }
+  }
+  if (o.max_pings_out() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nats transport \"", name, "\": `max_pings_out` must not be negative"));
+  }
+  s.max_pings_out = o.max_pings_out();
   if (o.replicas() > 0) s.replicas = o.replicas();
   if (o.has_max_age()) s.max_age = FromProto(o.max_age());
   if (o.max_deliver() != 0) s.max_deliver = o.max_deliver();
   if (o.has_ack_wait()) s.ack_wait = FromProto(o.ack_wait());
   if (o.has_duplicate_window()) s.duplicate_window = FromProto(o.duplicate_window());
   if (o.fetch_batch() > 0) s.fetch_batch = o.fetch_batch();
+  if (o.max_message_bytes() > 0) s.max_message_bytes = o.max_message_bytes();
+  if (o.pending_messages_limit() < 0 || o.pending_bytes_limit() > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "nats transport \"", name, "\": `pending_messages_limit` must be >= 0 and "
+        "`pending_bytes_limit` at most 2 GiB - 1 (0 = unlimited)"));
+  }
+  s.pending_messages_limit = o.pending_messages_limit();
+  s.pending_bytes_limit = static_cast<int>(o.pending_bytes_limit());
   if (!o.subject_prefix().empty()) s.prefix = o.subject_prefix();
   if (s.ack_wait <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(

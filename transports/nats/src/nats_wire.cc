@@ -1,6 +1,9 @@
 #include "nats_wire.h"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -58,45 +61,276 @@ std::string Unquote(std::string_view v) {
   return out;
 }
 
+// Bytes the binding escapes: space, '"', '%' and anything outside 0x21..0x7E.
+constexpr auto kEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c < 0x21 || c > 0x7e || c == '"' || c == '%';
+  return t;
+}();
+
+bool NeedsEscape(std::string_view value) {
+  for (char c : value) {
+    if (kEscape[static_cast<unsigned char>(c)]) return true;
+  }
+  return false;
+}
+
+bool IsQuoted(std::string_view v) { return v.size() >= 2 && v.front() == '"' && v.back() == '"'; }
+
+// A value that is neither quoted nor escaped is its own decoding.
+bool IsPlain(std::string_view v) { return !IsQuoted(v) && v.find('%') == std::string_view::npos; }
+
+absl::Status CheckEncoding(std::string_view raw) {
+  if (IsPlain(raw)) return absl::OkStatus();
+  return PercentDecode(raw).status();
+}
+
+// Decodes a value CheckEncoding accepted.
+void DecodeValid(std::string_view raw, std::string* out) {
+  if (IsPlain(raw)) {
+    out->assign(raw);
+    return;
+  }
+  absl::StatusOr<std::string> v = PercentDecode(raw);
+  if (v.ok()) *out = *std::move(v);
+}
+
+// The headers EnvelopeFromHeaders maps to fields, by exact spelling.
+enum Slot {
+  kSlotContentType,
+  kSlotId,
+  kSlotType,
+  kSlotSpecVersion,
+  kSlotSource,
+  kSlotTime,
+  kSlotDataContentType,
+  kSlotSubject,
+  kSlotCeTraceparent,
+  kSlotTraceparent,
+  kSlotCeTracestate,
+  kSlotTracestate,
+  kSlotIdempotencyKey,
+  kSlotExpiryTime,
+  kSlotCorrelationId,
+  kSlotReplyTo,
+  kSlotAttempt,
+  kSlotStyle,
+  kSlotStatusCode,
+  kSlotStatusMessage,
+  kSlotCount,
+};
+
+int SlotOf(std::string_view key) {
+  static constexpr std::string_view kKeys[kSlotCount] = {
+      kContentTypeHeader, "ce-id",          "ce-type",           "ce-specversion",
+      "ce-source",        "ce-time",        "ce-datacontenttype", "ce-subject",
+      "ce-traceparent",   "traceparent",    "ce-tracestate",     "tracestate",
+      "ce-idempotencykey", "ce-expirytime", "ce-correlationid",  "ce-replyto",
+      "ce-attempt",       "ce-style",       "ce-statuscode",     "ce-statusmessage"};
+  for (int i = 0; i < kSlotCount; ++i) {
+    if (kKeys[i] == key) return i;
+  }
+  return -1;
+}
+
+// "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"
+constexpr size_t kMaxTimestamp = 30;
+
+// Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's
+// civil algorithms).
+int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t* y, int* m, int* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  *d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  *m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
+}
+
+int DaysInMonth(int64_t y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+void Put(char* p, int64_t v, int digits) {
+  for (int i = digits - 1; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+// Writes `t` as FormatRfc3339 does into `buf` (at least kMaxTimestamp bytes)
+// and returns the length; 0 when the time is outside years 1000..9999 or has
+// sub-nanosecond digits (the caller then uses FormatRfc3339).
+size_t FormatTimestampFast(absl::Time t, char* buf) {
+  const int64_t seconds = absl::ToUnixSeconds(t);
+  const absl::Duration sub = t - absl::FromUnixSeconds(seconds);
+  const int64_t nanos = absl::ToInt64Nanoseconds(sub);
+  if (sub != absl::Nanoseconds(nanos) || nanos < 0 || nanos >= 1'000'000'000) return 0;
+  constexpr int64_t kDay = 86400;
+  // 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z; also keeps the infinite
+  // times out of the arithmetic below.
+  if (seconds < -62'135'596'800 || seconds > 253'402'300'799) return 0;
+  int64_t days = seconds / kDay;
+  int64_t sod = seconds % kDay;
+  if (sod < 0) {
+    sod += kDay;
+    --days;
+  }
+  int64_t y;
+  int m, d;
+  CivilFromDays(days, &y, &m, &d);
+  if (y < 1000 || y > 9999) return 0;
+  Put(buf, y, 4);
+  buf[4] = '-';
+  Put(buf + 5, m, 2);
+  buf[7] = '-';
+  Put(buf + 8, d, 2);
+  buf[10] = 'T';
+  Put(buf + 11, sod / 3600, 2);
+  buf[13] = ':';
+  Put(buf + 14, sod / 60 % 60, 2);
+  buf[16] = ':';
+  Put(buf + 17, sod % 60, 2);
+  size_t n = 19;
+  if (nanos != 0) {
+    buf[n++] = '.';
+    Put(buf + n, nanos, 9);
+    size_t digits = 9;
+    while (buf[n + digits - 1] == '0') --digits;
+    n += digits;
+  }
+  buf[n++] = 'Z';
+  return n;
+}
+
+bool Digits(std::string_view text, size_t pos, size_t count, int64_t* out) {
+  int64_t v = 0;
+  for (size_t i = pos; i < pos + count; ++i) {
+    if (text[i] < '0' || text[i] > '9') return false;
+    v = v * 10 + (text[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Parses the canonical form FormatTimestampFast writes (any 1..9 fraction
+// digits); false for anything else, which the caller hands to ParseRfc3339.
+bool ParseTimestampFast(std::string_view text, absl::Time* out) {
+  if (text.size() < 20 || text.size() > kMaxTimestamp || text.back() != 'Z' || text[4] != '-' ||
+      text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':') {
+    return false;
+  }
+  int64_t y, mo, d, h, mi, s;
+  if (!Digits(text, 0, 4, &y) || !Digits(text, 5, 2, &mo) || !Digits(text, 8, 2, &d) ||
+      !Digits(text, 11, 2, &h) || !Digits(text, 14, 2, &mi) || !Digits(text, 17, 2, &s)) {
+    return false;
+  }
+  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, static_cast<int>(mo)) ||
+      h > 23 || mi > 59 || s > 59) {
+    return false;
+  }
+  int64_t nanos = 0;
+  const size_t frac = text.size() - 20;  // digits after '.'
+  if (frac > 0) {
+    if (text[19] != '.' || frac < 2 || !Digits(text, 20, frac - 1, &nanos)) return false;
+    for (size_t i = frac - 1; i < 9; ++i) nanos *= 10;
+  }
+  const int64_t days = DaysFromCivil(y, static_cast<int>(mo), static_cast<int>(d));
+  *out = absl::FromUnixSeconds(days * 86400 + h * 3600 + mi * 60 + s) + absl::Nanoseconds(nanos);
+  return true;
+}
+
 }  // namespace
+
+void AppendPercentEncoded(std::string_view value, std::string* out) {
+  size_t first = 0;
+  while (first < value.size() && !kEscape[static_cast<unsigned char>(value[first])]) ++first;
+  if (first == value.size()) {
+    out->append(value);
+    return;
+  }
+  size_t escapes = 0;
+  for (size_t i = first; i < value.size(); ++i) {
+    escapes += kEscape[static_cast<unsigned char>(value[i])] ? 1 : 0;
+  }
+  const size_t start = out->size();
+  out->resize(start + value.size() + 2 * escapes);
+  char* p = out->data() + start;
+  std::memcpy(p, value.data(), first);
+  p += first;
+  for (size_t i = first; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (kEscape[c]) {
+      *p++ = '%';
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 0xf];
+    } else {
+      *p++ = static_cast<char>(c);
+    }
+  }
+}
 
 std::string PercentEncode(std::string_view value) {
   std::string out;
-  out.reserve(value.size());
-  for (unsigned char c : value) {
-    if (c < 0x21 || c > 0x7e || c == '"' || c == '%') {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
+  AppendPercentEncoded(value, &out);
   return out;
 }
 
 absl::StatusOr<std::string> PercentDecode(std::string_view value) {
-  std::string text = Unquote(value);
+  std::string unquoted;
+  std::string_view text = value;
+  if (IsQuoted(value)) {
+    unquoted = Unquote(value);
+    text = unquoted;
+  }
+  size_t pct = text.find('%');
+  if (pct == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out.push_back(text[i]);
-      continue;
-    }
-    if (i + 2 >= text.size()) {
+  size_t done = 0;
+  while (pct != std::string_view::npos) {
+    out.append(text.substr(done, pct - done));
+    if (pct + 2 >= text.size()) {
       return absl::InvalidArgumentError("truncated percent-escape");
     }
-    int hi = HexValue(text[i + 1]);
-    int lo = HexValue(text[i + 2]);
+    int hi = HexValue(text[pct + 1]);
+    int lo = HexValue(text[pct + 2]);
     if (hi < 0 || lo < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("bad percent-escape \"", text.substr(i, 3), "\""));
+          absl::StrCat("bad percent-escape \"", Sv(text.substr(pct, 3)), "\""));
     }
     out.push_back(static_cast<char>((hi << 4) | lo));
-    i += 2;
+    done = pct + 3;
+    pct = text.find('%', done);
   }
+  out.append(text.substr(done));
   return out;
+}
+
+std::string FormatTimestamp(absl::Time t) {
+  char buf[kMaxTimestamp + 1];
+  size_t n = FormatTimestampFast(t, buf);
+  return n == 0 ? FormatRfc3339(t) : std::string(buf, n);
+}
+
+absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text) {
+  absl::Time t;
+  if (ParseTimestampFast(text, &t)) return t;
+  return ParseRfc3339(text);
 }
 
 std::string DedupId(const Envelope& env) {
@@ -108,113 +342,157 @@ std::string DedupId(const Envelope& env) {
   return id;
 }
 
+void ForEachHeader(const Envelope& env,
+                   absl::FunctionRef<void(std::string_view, std::string_view)> emit) {
+  std::string scratch;
+  // `value` must be NUL-terminated unless it needs escaping.
+  auto add = [&](std::string_view key, std::string_view value) {
+    if (!NeedsEscape(value)) {
+      emit(key, value);
+      return;
+    }
+    scratch.clear();
+    AppendPercentEncoded(value, &scratch);
+    emit(key, scratch);
+  };
+  auto add_copy = [&](std::string_view key, std::string_view value) {
+    scratch.clear();
+    AppendPercentEncoded(value, &scratch);
+    emit(key, scratch);
+  };
+  auto add_time = [&](std::string_view key, absl::Time t) {
+    char buf[kMaxTimestamp + 1];
+    size_t n = FormatTimestampFast(t, buf);
+    if (n == 0) {
+      add_copy(key, FormatRfc3339(t));
+      return;
+    }
+    buf[n] = '\0';
+    emit(key, std::string_view(buf, n));
+  };
+  add("ce-id", env.id);
+  add("ce-source", env.source);
+  add("ce-specversion", env.spec_version);
+  add("ce-type", env.type);
+  if (env.time != absl::UnixEpoch()) add_time("ce-time", env.time);
+  if (!env.data_content_type.empty()) {
+    add("ce-datacontenttype", env.data_content_type);
+    add(kContentTypeHeader, env.data_content_type);
+  }
+  if (!env.subject.empty()) add("ce-subject", env.subject);
+  if (!env.traceparent.empty()) {
+    add("ce-traceparent", env.traceparent);
+    add("traceparent", env.traceparent);
+  }
+  if (!env.tracestate.empty()) {
+    add("ce-tracestate", env.tracestate);
+    add("tracestate", env.tracestate);
+  }
+  if (!env.idempotency_key.empty()) add("ce-idempotencykey", env.idempotency_key);
+  if (env.has_deadline()) add_time("ce-expirytime", env.deadline);
+  if (!env.correlation_id.empty()) add("ce-correlationid", env.correlation_id);
+  if (!env.reply_to.empty()) add("ce-replyto", env.reply_to);
+  char attempt[16];
+  const size_t attempt_len =
+      static_cast<size_t>(absl::numbers_internal::FastIntToBuffer(env.attempt, attempt) - attempt);
+  emit("ce-attempt", std::string_view(attempt, attempt_len));
+  if (env.style != Style::kUnspecified) add_copy("ce-style", StyleName(env.style));
+  if (!env.status.ok()) {
+    add_copy("ce-statuscode", absl::StrCat(static_cast<int>(env.status.code())));
+    add_copy("ce-statusmessage", std::string_view(env.status.message().data(),
+                                                  env.status.message().size()));
+  }
+  std::string key;
+  for (const auto& [name, value] : env.extensions) {
+    if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
+    key.assign(kCePrefix);
+    key.append(name);
+    add(key, value);
+  }
+}
+
 HeaderList EnvelopeToHeaders(const Envelope& env) {
   HeaderList h;
   h.reserve(16 + env.extensions.size());
-  auto add = [&h](std::string key, const auto& value) {
-    std::string_view v(value.data(), value.size());
-    h.emplace_back(std::move(key), PercentEncode(v));
-  };
-  add(Ce("id"), env.id);
-  add(Ce("source"), env.source);
-  add(Ce("specversion"), env.spec_version);
-  add(Ce("type"), env.type);
-  if (env.time != absl::UnixEpoch()) add(Ce("time"), FormatRfc3339(env.time));
-  if (!env.data_content_type.empty()) {
-    add(Ce("datacontenttype"), env.data_content_type);
-    add(std::string(kContentTypeHeader), env.data_content_type);
-  }
-  if (!env.subject.empty()) add(Ce("subject"), env.subject);
-  if (!env.traceparent.empty()) {
-    add(Ce(attr::kTraceparent), env.traceparent);
-    add(std::string(attr::kTraceparent), env.traceparent);
-  }
-  if (!env.tracestate.empty()) {
-    add(Ce(attr::kTracestate), env.tracestate);
-    add(std::string(attr::kTracestate), env.tracestate);
-  }
-  if (!env.idempotency_key.empty()) add(Ce(attr::kIdempotencyKey), env.idempotency_key);
-  if (env.has_deadline()) add(Ce(attr::kExpiryTime), FormatRfc3339(env.deadline));
-  if (!env.correlation_id.empty()) add(Ce(attr::kCorrelationId), env.correlation_id);
-  if (!env.reply_to.empty()) add(Ce(attr::kReplyTo), env.reply_to);
-  add(Ce(attr::kAttempt), absl::StrCat(env.attempt));
-  if (env.style != Style::kUnspecified) add(Ce(attr::kStyle), StyleName(env.style));
-  if (!env.status.ok()) {
-    add(Ce(attr::kStatusCode), absl::StrCat(static_cast<int>(env.status.code())));
-    add(Ce(attr::kStatusMessage), env.status.message());
-  }
-  for (const auto& [name, value] : env.extensions) {
-    if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
-    add(Ce(name), value);
-  }
+  ForEachHeader(env, [&h](std::string_view key, std::string_view value) {
+    h.emplace_back(key, value);
+  });
   return h;
 }
 
 absl::StatusOr<Envelope> EnvelopeFromHeaders(const HeaderMap& headers, std::string data) {
-  // Decode every value first so a bad escape anywhere is reported with its key.
-  HeaderMap d;
-  for (const auto& [key, raw] : headers) {
-    absl::StatusOr<std::string> value = PercentDecode(raw);
-    if (!value.ok()) {
+  std::vector<HeaderView> views;
+  views.reserve(headers.size());
+  for (const auto& [key, value] : headers) views.push_back({key, value});
+  return EnvelopeFromHeaders(views, std::move(data));
+}
+
+absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> headers,
+                                             std::string data) {
+  // One pass: every value's encoding is checked (a bad escape anywhere is
+  // reported with its key) and the mapped headers are picked out as views.
+  std::optional<std::string_view> slot[kSlotCount];
+  for (const HeaderView& h : headers) {
+    if (absl::Status s = CheckEncoding(h.value); !s.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("NATS header ", key, ": ", value.status().message()));
+          absl::StrCat("NATS header ", Sv(h.key), ": ", s.message()));
     }
-    d.emplace(key, *std::move(value));
+    int i = SlotOf(h.key);
+    if (i >= 0 && !slot[i]) slot[i] = h.value;
   }
-  auto get = [&d](std::string_view key, std::string* out) {
-    auto it = d.find(key);
-    if (it == d.end()) return false;
-    *out = it->second;
+  auto get = [&slot](Slot i, std::string* out) {
+    if (!slot[i]) return false;
+    DecodeValid(*slot[i], out);
     return true;
   };
 
   Envelope env;
   std::string v;
   std::string content_type;
-  bool has_ct = get(kContentTypeHeader, &content_type);
+  bool has_ct = get(kSlotContentType, &content_type);
   if (has_ct && absl::StartsWithIgnoreCase(content_type, "application/cloudevents")) {
     return absl::InvalidArgumentError(
         absl::StrCat("structured-mode CloudEvents (Content-Type ", content_type.substr(0, 64),
                      ") are not supported; send binary mode (ce-* headers)"));
   }
-  if (!get(Ce("id"), &env.id) || env.id.empty()) {
+  if (!get(kSlotId, &env.id) || env.id.empty()) {
     return absl::InvalidArgumentError("NATS message has no ce-id header");
   }
-  if (!get(Ce("type"), &env.type) || env.type.empty()) {
+  if (!get(kSlotType, &env.type) || env.type.empty()) {
     return absl::InvalidArgumentError("NATS message has no ce-type header");
   }
-  if (!get(Ce("specversion"), &env.spec_version)) {
+  if (!get(kSlotSpecVersion, &env.spec_version)) {
     return absl::InvalidArgumentError("NATS message has no ce-specversion header");
   }
   if (env.spec_version != "1.0") {
     return absl::InvalidArgumentError(absl::StrCat(
         "ce-specversion is \"", env.spec_version.substr(0, 16), "\"; only \"1.0\" is understood"));
   }
-  get(Ce("source"), &env.source);
-  if (get(Ce("time"), &v)) {
-    absl::StatusOr<absl::Time> t = ParseRfc3339(v);
+  get(kSlotSource, &env.source);
+  if (get(kSlotTime, &v)) {
+    absl::StatusOr<absl::Time> t = ParseTimestamp(v);
     if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("ce-time: ", t.status().message()));
     env.time = *t;
   }
-  if (get(Ce("datacontenttype"), &v)) {
+  if (get(kSlotDataContentType, &v)) {
     env.data_content_type = v;
   } else if (has_ct) {
     env.data_content_type = content_type;
   }
-  get(Ce("subject"), &env.subject);
-  if (!get(Ce(attr::kTraceparent), &env.traceparent)) get(attr::kTraceparent, &env.traceparent);
-  if (!get(Ce(attr::kTracestate), &env.tracestate)) get(attr::kTracestate, &env.tracestate);
-  get(Ce(attr::kIdempotencyKey), &env.idempotency_key);
-  if (get(Ce(attr::kExpiryTime), &v)) {
-    absl::StatusOr<absl::Time> t = ParseRfc3339(v);
+  get(kSlotSubject, &env.subject);
+  if (!get(kSlotCeTraceparent, &env.traceparent)) get(kSlotTraceparent, &env.traceparent);
+  if (!get(kSlotCeTracestate, &env.tracestate)) get(kSlotTracestate, &env.tracestate);
+  get(kSlotIdempotencyKey, &env.idempotency_key);
+  if (get(kSlotExpiryTime, &v)) {
+    absl::StatusOr<absl::Time> t = ParseTimestamp(v);
     if (!t.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("ce-expirytime: ", t.status().message()));
     }
     env.deadline = *t;
   }
-  get(Ce(attr::kCorrelationId), &env.correlation_id);
-  get(Ce(attr::kReplyTo), &env.reply_to);
-  if (get(Ce(attr::kAttempt), &v)) {
+  get(kSlotCorrelationId, &env.correlation_id);
+  get(kSlotReplyTo, &env.reply_to);
+  if (get(kSlotAttempt, &v)) {
     int32_t attempt = 0;
     if (!absl::SimpleAtoi(v, &attempt) || attempt < 1) {
       return absl::InvalidArgumentError(
@@ -222,26 +500,28 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(const HeaderMap& headers, std::stri
     }
     env.attempt = attempt;
   }
-  if (get(Ce(attr::kStyle), &v) && !ParseStyle(v, &env.style)) {
+  if (get(kSlotStyle, &v) && !ParseStyle(v, &env.style)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ce-style is \"", v.substr(0, 16), "\"; must be request, command or event"));
   }
-  if (get(Ce(attr::kStatusCode), &v)) {
+  if (get(kSlotStatusCode, &v)) {
     absl::StatusCode code;
     if (!ParseCode(v, &code)) {
       return absl::InvalidArgumentError(
           absl::StrCat("ce-statuscode is \"", v.substr(0, 24), "\"; not a status code"));
     }
     std::string message;
-    get(Ce(attr::kStatusMessage), &message);
+    get(kSlotStatusMessage, &message);
     if (code != absl::StatusCode::kOk) env.status = absl::Status(code, message);
   }
 
-  for (const auto& [key, value] : d) {
-    if (!absl::StartsWith(key, Sv(kCePrefix))) continue;
-    std::string name = absl::AsciiStrToLower(key.substr(kCePrefix.size()));
+  for (const HeaderView& h : headers) {
+    if (h.key.size() <= kCePrefix.size() || h.key.substr(0, kCePrefix.size()) != kCePrefix) {
+      continue;
+    }
+    std::string name = absl::AsciiStrToLower(Sv(h.key.substr(kCePrefix.size())));
     if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
-    env.extensions[name] = value;
+    DecodeValid(h.value, &env.extensions[name]);
   }
   env.data = std::move(data);
   return env;

@@ -426,6 +426,183 @@ TEST_P(NatsTest, UnsettledDeliveryIsRedelivered) {
   (*second)->Ack();
 }
 
+// A receiver with a small `max_message_bytes`; the senders (the fixture's
+// transport and a raw client) keep the default 8 MiB.
+constexpr uint64_t kSmallLimit = 64 * 1024;
+
+std::unique_ptr<Transport> SmallLimitTransport(bool jetstream, const std::string& prefix,
+                                               int pending_messages = 0) {
+  v1::TransportConfig config = TestConfig(jetstream, prefix);
+  config.mutable_nats()->set_max_message_bytes(kSmallLimit);
+  config.mutable_nats()->set_pending_messages_limit(pending_messages);
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.source = absl::StrCat("//nats-small/", UniqueId());
+  auto t = MakeNatsTransport("small", config, env);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *std::move(t) : nullptr;
+}
+
+TEST_P(NatsTest, OversizedRequestGetsResourceExhaustedBeforeTheHandler) {
+  std::string op = Op("Big/Call");
+  auto small = SmallLimitTransport(jetstream(), prefix_);
+  ASSERT_NE(small, nullptr);
+  std::atomic<int> calls{0};
+  auto sub = small->Serve(Ep(op), [&](Envelope req, ReplyCallback reply) {
+    ++calls;
+    Envelope out = req;
+    out.id = NewMessageId();
+    out.data = "ok:" + req.data;
+    std::move(reply)(out);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+
+  // A raw client: a valid envelope whose payload alone is over the limit.
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
+  std::string subject = OperationSubject(prefix_, Kind::kRequest, op);
+  std::string big(kSmallLimit + 1, 'x');
+  natsMsg* req = nullptr;
+  ASSERT_EQ(natsMsg_Create(&req, subject.c_str(), nullptr, big.data(), static_cast<int>(big.size())),
+            NATS_OK);
+  natsMsgHeader_Set(req, "ce-id", "big-1");
+  natsMsgHeader_Set(req, "ce-source", "//raw");
+  natsMsgHeader_Set(req, "ce-type", op.c_str());
+  natsMsgHeader_Set(req, "ce-specversion", "1.0");
+  natsMsg* reply = nullptr;
+  ASSERT_EQ(natsConnection_RequestMsg(&reply, nc, req, 5000), NATS_OK);
+  const char* code = nullptr;
+  ASSERT_EQ(natsMsgHeader_Get(reply, "ce-statuscode", &code), NATS_OK);
+  EXPECT_STREQ(code, "8");  // RESOURCE_EXHAUSTED
+  const char* message = nullptr;
+  ASSERT_EQ(natsMsgHeader_Get(reply, "ce-statusmessage", &message), NATS_OK);
+  EXPECT_THAT(std::string(message), HasSubstr("max_message_bytes"));
+  natsMsg_Destroy(reply);
+  natsMsg_Destroy(req);
+  natsConnection_Destroy(nc);
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(Stats(*small).bad_input, 1);
+
+  // Through the transport: the caller sees the status; a normal-size
+  // request right after is served.
+  for (const std::string& body : {std::string(2 * kSmallLimit, 'y'), std::string("small")}) {
+    Envelope e = MakeEnvelope(op, body);
+    e.deadline = absl::Now() + absl::Seconds(5);
+    Inbox<absl::StatusOr<Envelope>> replies;
+    transport_->Request(e, [&](absl::StatusOr<Envelope> r) { replies.Push(std::move(r)); });
+    auto r = replies.Pop();
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->ok()) << r->status();
+    if (body == "small") {
+      EXPECT_TRUE((*r)->status.ok()) << (*r)->status;
+      EXPECT_EQ((*r)->data, "ok:small");
+    } else {
+      EXPECT_EQ((*r)->status.code(), absl::StatusCode::kResourceExhausted) << (*r)->status;
+    }
+  }
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(Stats(*small).bad_input, 2);
+}
+
+TEST_P(NatsTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcessed) {
+  std::string op = Op("Big/Work");
+  auto small = SmallLimitTransport(jetstream(), prefix_);
+  ASSERT_NE(small, nullptr);
+  Inbox<std::string> handled;
+  Inbox<std::unique_ptr<Delivery>> dead;
+  auto consumer = small->Consume(Ep(op), [&](std::unique_ptr<Delivery> d) {
+    handled.Push(d->envelope().data);
+    d->Ack();
+  });
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  // The dead-letter copy has no payload, so a reader with the same limit
+  // can read it.
+  auto dlq = small->Consume(Ep(DeadLetterAddress(op)),
+                            [&](std::unique_ptr<Delivery> d) { dead.Push(std::move(d)); });
+  ASSERT_TRUE(dlq.ok()) << dlq.status();
+
+  Envelope big = MakeEnvelope(op, std::string(kSmallLimit + 100, 'z'));
+  Done accepted_big;
+  transport_->Enqueue(big, accepted_big.Callback());
+  ASSERT_TRUE(accepted_big.Wait().ok());
+  Done accepted_small;
+  transport_->Enqueue(MakeEnvelope(op, "next"), accepted_small.Callback());
+  ASSERT_TRUE(accepted_small.Wait().ok());
+
+  auto d = dead.Pop();
+  ASSERT_NE(d, nullptr);
+  const Envelope& e = (*d)->envelope();
+  EXPECT_EQ(e.id, big.id);
+  EXPECT_EQ(e.type, op);
+  EXPECT_TRUE(e.data.empty());
+  EXPECT_THAT(e.extensions.at(std::string(attr::kDeadLetterReason)),
+              HasSubstr("`max_message_bytes` (65536)"));
+  EXPECT_EQ(e.extensions.at(std::string(attr::kDeadLetterCode)), "RESOURCE_EXHAUSTED");
+  (*d)->Ack();
+  auto next = handled.Pop();
+  ASSERT_NE(next, nullptr);
+  EXPECT_EQ(*next, "next");
+  EXPECT_EQ(handled.Pop(absl::Milliseconds(300)), nullptr);  // the big one never reached it
+  EXPECT_EQ(dead.Pop(absl::Milliseconds(300)), nullptr);     // and was not redelivered
+  EXPECT_EQ(Stats(*small).bad_input, 1);
+  EXPECT_EQ(DeadLettered(*small, 1), 1);
+}
+
+TEST(NatsConfig, BadPendingLimitsAreRejectedNamingTheSetting) {
+  // Checked before connecting: no server needed.
+  v1::TransportConfig config = TestConfig(false, "sbit.config");
+  config.mutable_nats()->set_pending_messages_limit(-1);
+  TransportEnv env;
+  auto t = MakeNatsTransport("bad", config, env);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("pending_messages_limit"));
+}
+
+TEST(NatsCorePendingLimits, ASlowCoreConsumerBuffersAtMostTheLimit) {
+  SB_REQUIRE_NATS();
+  const std::string prefix = absl::StrCat("sbit.", UniqueId());
+  constexpr int kLimit = 16;
+  constexpr int kSent = 500;
+  auto slow = SmallLimitTransport(/*jetstream=*/false, prefix, kLimit);
+  ASSERT_NE(slow, nullptr);
+  auto sender = NewTestTransport(false, prefix);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  std::string op = absl::StrCat("it.v1.Slow/Work_", UniqueId());
+  absl::Notification release;
+  std::atomic<int> handled{0};
+  // One delivery at a time, the first held until everything was sent: the
+  // client library's buffer of the subscription fills up to the limit.
+  auto consumer = slow->Consume(Ep(op, "", /*max_in_flight=*/1), [&](std::unique_ptr<Delivery> d) {
+    release.WaitForNotificationWithTimeout(kWait);
+    ++handled;
+    d->Ack();
+  });
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  for (int i = 0; i < kSent; ++i) {
+    Done sent;
+    (*sender)->Enqueue(MakeEnvelope(op, absl::StrCat(i)), sent.Callback());
+    ASSERT_TRUE(sent.Wait().ok());
+  }
+  // Bounded: the server has forwarded everything once the slow consumer was
+  // reported (cnats reports it on the first drop).
+  absl::Time until = absl::Now() + kWait;
+  while (Stats(*slow).async_errors == 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_GE(Stats(*slow).async_errors, 1);
+  absl::SleepFor(absl::Milliseconds(200));  // the rest of the burst arrives (and is dropped)
+  release.Notify();
+  until = absl::Now() + absl::Seconds(2);
+  int last = -1;
+  while (handled.load() != last && absl::Now() < until) {
+    last = handled.load();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  // The held one, the buffered ones, and at most one in hand-over.
+  EXPECT_GE(handled.load(), 1);
+  EXPECT_LE(handled.load(), 1 + kLimit + 1);
+  std::printf("core pending limit %d: %d of %d handled, the rest dropped by the client\n", kLimit,
+              handled.load(), kSent);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, NatsTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& i) {
                            return i.param ? "JetStream" : "CoreNats";

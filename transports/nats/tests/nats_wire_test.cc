@@ -1,5 +1,8 @@
 // The envelope <-> NATS header mapping and the naming rules, without a server.
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -210,6 +213,109 @@ TEST(NatsWire, ReplayedDeadLetterGetsItsOwnDedupId) {
   e.idempotency_key = "key-1";
   e.extensions["deadletterreplayedat"] = "2026-11-23T08:00:00Z";
   EXPECT_EQ(DedupId(e), "key-1+replay@2026-11-23T08:00:00Z");
+}
+
+TEST(NatsWire, PercentEncodingKeepsPlainValuesAndEscapesBoundaries) {
+  EXPECT_EQ(PercentEncode(""), "");
+  EXPECT_EQ(PercentEncode("plain-ASCII_value/1.0~!"), "plain-ASCII_value/1.0~!");
+  // 0x20 and 0x7F are just outside the printable range; 0x21 and 0x7E inside.
+  EXPECT_EQ(PercentEncode(std::string("\x20\x21\x7e\x7f", 4)), "%20!~%7F");
+  EXPECT_EQ(PercentEncode("\"%"), "%22%25");
+  EXPECT_EQ(PercentEncode(std::string("a\0b", 3)), "a%00b");
+  EXPECT_EQ(PercentEncode("\xc3\xa9t\xc3\xa9"), "%C3%A9t%C3%A9");
+  for (const std::string raw : {std::string("no escapes"), std::string("100% \"sure\""),
+                                std::string("\x01\xff tail"), std::string(300, '%')}) {
+    absl::StatusOr<std::string> back = PercentDecode(PercentEncode(raw));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, raw);
+  }
+  EXPECT_EQ(*PercentDecode("\"quoted%20value\""), "quoted value");
+  EXPECT_EQ(*PercentDecode("a%2fb%2Fc"), "a/b/c");
+  EXPECT_FALSE(PercentDecode("end%2").ok());
+  EXPECT_FALSE(PercentDecode("%g0").ok());
+}
+
+TEST(NatsWire, TimestampsMatchTheCoreFormatAndParser) {
+  std::vector<absl::Time> times = {
+      absl::UnixEpoch(),
+      absl::FromUnixSeconds(1'800'000'000),
+      absl::FromUnixSeconds(1'800'000'000) + absl::Milliseconds(5),
+      absl::FromUnixSeconds(1'800'000'000) + absl::Nanoseconds(123'456'780),
+      absl::FromUnixSeconds(951'782'400),      // 2000-02-29, a leap day
+      absl::FromUnixSeconds(-1) + absl::Nanoseconds(1),
+      absl::FromUnixSeconds(-30'000'000'000),  // year 1019
+      absl::FromUnixSeconds(253'402'300'799),  // 9999-12-31T23:59:59Z
+      absl::FromUnixSeconds(-62'135'596'800),  // year 1: the core path
+      absl::FromUnixSeconds(1) + absl::Nanoseconds(1) / 4,  // below a nanosecond
+  };
+  uint64_t x = 88172645463325252u;  // xorshift: a spread of instants
+  for (int i = 0; i < 2000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    times.push_back(absl::FromUnixNanos(static_cast<int64_t>(x % 8'000'000'000'000'000'000u)) -
+                    absl::Hours(24 * 365 * 100));
+  }
+  for (absl::Time t : times) {
+    const std::string want = FormatRfc3339(t);
+    EXPECT_EQ(FormatTimestamp(t), want);
+    absl::StatusOr<absl::Time> fast = ParseTimestamp(want);
+    absl::StatusOr<absl::Time> core = ParseRfc3339(want);
+    ASSERT_EQ(fast.ok(), core.ok()) << want;
+    if (core.ok()) EXPECT_EQ(*fast, *core) << want;
+  }
+  for (std::string_view text :
+       {"2027-01-15T08:00:00.5Z", "2027-01-15T08:00:00.000000001Z", "2027-01-15T08:00:00+02:00",
+        "2027-01-15t08:00:00z", "2027-02-29T00:00:00Z", "2028-02-29T00:00:00Z",
+        "2027-13-01T00:00:00Z", "2027-01-15T24:00:00Z", "2027-01-15T08:00:60Z",
+        "2027-01-15T08:00:00.Z", "2027-01-15T08:00:00.1234567891Z", "2027-1-15T08:00:00Z",
+        "0999-01-01T00:00:00Z", ""}) {
+    absl::StatusOr<absl::Time> fast = ParseTimestamp(text);
+    absl::StatusOr<absl::Time> core = ParseRfc3339(text);
+    ASSERT_EQ(fast.ok(), core.ok()) << text;
+    if (core.ok()) EXPECT_EQ(*fast, *core) << text;
+  }
+}
+
+TEST(NatsWire, HeadersAreNulTerminatedViewsAndDecodeFromViews) {
+  Envelope env = FullEnvelope();
+  env.idempotency_key = "key 1";
+  env.time = absl::FromUnixSeconds(1'800'000'000) + absl::Milliseconds(250);
+  env.deadline = absl::FromUnixSeconds(1'800'000'005);
+  env.extensions["tenant"] = "acme corp";
+  std::vector<std::pair<std::string, std::string>> copied;
+  ForEachHeader(env, [&](std::string_view key, std::string_view value) {
+    EXPECT_EQ(key.data()[key.size()], '\0') << key;
+    EXPECT_EQ(value.data()[value.size()], '\0') << key;
+    copied.emplace_back(key, value);
+  });
+  std::map<std::string, std::string> by_key(copied.begin(), copied.end());
+  EXPECT_EQ(by_key["ce-idempotencykey"], "key%201");
+  EXPECT_EQ(by_key["ce-time"], "2027-01-15T08:00:00.25Z");
+  EXPECT_EQ(by_key["ce-expirytime"], "2027-01-15T08:00:05Z");
+  EXPECT_EQ(by_key["ce-tenant"], "acme%20corp");
+  EXPECT_EQ(by_key["ce-attempt"], std::to_string(env.attempt));
+
+  std::vector<HeaderView> views;
+  for (const auto& [k, v] : copied) views.push_back({k, v});
+  views.push_back({"ce-id", "a-second-value-is-ignored"});
+  views.push_back({"ce-Region", "eu"});
+  absl::StatusOr<Envelope> back = EnvelopeFromHeaders(views, "payload");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->id, env.id);
+  EXPECT_EQ(back->idempotency_key, "key 1");
+  EXPECT_EQ(back->time, env.time);
+  EXPECT_EQ(back->deadline, env.deadline);
+  EXPECT_EQ(back->extensions.at("tenant"), "acme corp");
+  EXPECT_EQ(back->extensions.at("region"), "eu");
+  EXPECT_EQ(back->status, env.status);
+  EXPECT_EQ(back->data, "payload");
+
+  // A bad escape in a header the envelope does not use is still refused.
+  views.push_back({"X-Other", "bad%zz"});
+  absl::StatusOr<Envelope> bad = EnvelopeFromHeaders(views, "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("NATS header X-Other"));
 }
 
 TEST(NatsNames, SubjectsAreDeterministicAndSafe) {

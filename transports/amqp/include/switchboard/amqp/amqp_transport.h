@@ -38,6 +38,7 @@
 // cannot hold the process.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -46,8 +47,23 @@
 
 namespace switchboard::amqp {
 
-// Creates an AMQP transport and opens its connection (bounded by
-// AmqpOptions.connect_timeout). InvalidArgument for a bad option (the
+// Counters of one transport instance; monotonic.
+struct AmqpTransportStats {
+  // Received messages that were not valid envelopes, or larger than
+  // `max_message_bytes` (encoded size). Requests get an error reply
+  // (InvalidArgument, ResourceExhausted when oversized); commands and events
+  // are dead-lettered with the reason (an oversized one without its body).
+  int64_t bad_input = 0;
+};
+
+// The concrete transport, for what the generic SPI does not expose.
+class AmqpTransport : public Transport {
+ public:
+  [[nodiscard]] virtual AmqpTransportStats stats() const = 0;
+};
+
+// Creates an AMQP transport (dynamic type AmqpTransport) and opens its
+// connection (bounded by AmqpOptions.connect_timeout). InvalidArgument for a bad option (the
 // message names it), Unavailable when the broker cannot be reached.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Transport>> MakeAmqpTransport(
     std::string_view name, const v1::TransportConfig& config, const TransportEnv& env);

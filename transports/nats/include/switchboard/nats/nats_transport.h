@@ -37,8 +37,10 @@ namespace switchboard::nats {
 // Counters of one transport instance; monotonic.
 struct NatsTransportStats {
   // Messages from the wire whose envelope did not decode (missing or bad
-  // ce-* headers). Requests get an InvalidArgument reply; commands and events
-  // are dead-lettered with the reason.
+  // ce-* headers), or larger than `max_message_bytes` (payload + headers).
+  // Requests get an InvalidArgument (ResourceExhausted when oversized)
+  // reply; commands and events are dead-lettered with the reason (an
+  // oversized one without its payload).
   int64_t bad_input = 0;
   // Messages this transport moved to a dead-letter subject (bad input and
   // Delivery::DeadLetter).

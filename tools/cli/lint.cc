@@ -385,7 +385,8 @@ void CheckSecrets(const Context& ctx, const YAML::Node& node, const std::string&
       if (!it->first.IsScalar()) continue;
       std::string key = it->first.Scalar();
       std::string child = path.empty() ? key : Cat(path, ".", key);
-      const YAML::Node& value = it->second;
+      // By value: `it->` points into a proxy that dies with this statement.
+      const YAML::Node value = it->second;
       if (value.IsScalar()) {
         const std::string& text = value.Scalar();
         int line = it->first.Mark().line + 1;

@@ -44,14 +44,6 @@ bool IsKnownAttribute(std::string_view name) {
   return false;
 }
 
-// Bytes PercentEncode escapes: space, '"', '%' and anything outside
-// U+0021..U+007E.
-constexpr auto kEscape = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = c < 0x21 || c > 0x7E || c == '"' || c == '%';
-  return t;
-}();
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -60,48 +52,6 @@ int HexValue(char c) {
 }
 
 }  // namespace
-
-bool NeedsPercentEncoding(std::string_view value) {
-  for (char c : value) {
-    if (kEscape[static_cast<unsigned char>(c)]) return true;
-  }
-  return false;
-}
-
-void AppendPercentEncoded(std::string_view value, std::string* out) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  size_t first = 0;
-  while (first < value.size() && !kEscape[static_cast<unsigned char>(value[first])]) ++first;
-  if (first == value.size()) {
-    out->append(value);
-    return;
-  }
-  size_t escapes = 0;
-  for (size_t i = first; i < value.size(); ++i) {
-    escapes += kEscape[static_cast<unsigned char>(value[i])] ? 1 : 0;
-  }
-  const size_t start = out->size();
-  out->resize(start + value.size() + 2 * escapes);
-  char* p = out->data() + start;
-  std::memcpy(p, value.data(), first);
-  p += first;
-  for (size_t i = first; i < value.size(); ++i) {
-    const auto c = static_cast<unsigned char>(value[i]);
-    if (kEscape[c]) {
-      *p++ = '%';
-      *p++ = kHex[c >> 4];
-      *p++ = kHex[c & 0xF];
-    } else {
-      *p++ = static_cast<char>(c);
-    }
-  }
-}
-
-std::string PercentEncode(std::string_view value) {
-  std::string out;
-  AppendPercentEncoded(value, &out);
-  return out;
-}
 
 std::string PercentDecode(std::string_view value) {
   size_t pct = value.find('%');

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/percent_encoding.h"
 
 namespace switchboard::v1 {
 class Envelope;
@@ -64,13 +65,10 @@ void ForEachMetadata(const Envelope& env, MetadataSet set,
 void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body);
 void FillFromMetadata(const Metadata& md, v1::Envelope* body);
 
-// Percent-encodes space, '"', '%' and bytes outside U+0021..U+007E.
-[[nodiscard]] std::string PercentEncode(std::string_view value);
-// Appends the encoding of `value` to `out` (one append when nothing needs
-// escaping).
-void AppendPercentEncoded(std::string_view value, std::string* out);
-// Whether PercentEncode would change `value`.
-[[nodiscard]] bool NeedsPercentEncoding(std::string_view value);
+// The binding's percent-encoding (switchboard/internal/percent_encoding.h).
+using internal::AppendPercentEncoded;
+using internal::NeedsPercentEncoding;
+using internal::PercentEncode;
 // Decodes %XY escapes; malformed escapes are kept literally.
 [[nodiscard]] std::string PercentDecode(std::string_view value);
 

@@ -15,8 +15,6 @@
 namespace switchboard::nats {
 namespace {
 
-constexpr char kHex[] = "0123456789ABCDEF";
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -59,20 +57,6 @@ std::string Unquote(std::string_view v) {
     out.push_back(v[i]);
   }
   return out;
-}
-
-// Bytes the binding escapes: space, '"', '%' and anything outside 0x21..0x7E.
-constexpr auto kEscape = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = c < 0x21 || c > 0x7e || c == '"' || c == '%';
-  return t;
-}();
-
-bool NeedsEscape(std::string_view value) {
-  for (char c : value) {
-    if (kEscape[static_cast<unsigned char>(c)]) return true;
-  }
-  return false;
 }
 
 bool IsQuoted(std::string_view v) { return v.size() >= 2 && v.front() == '"' && v.back() == '"'; }
@@ -256,40 +240,6 @@ bool ParseTimestampFast(std::string_view text, absl::Time* out) {
 
 }  // namespace
 
-void AppendPercentEncoded(std::string_view value, std::string* out) {
-  size_t first = 0;
-  while (first < value.size() && !kEscape[static_cast<unsigned char>(value[first])]) ++first;
-  if (first == value.size()) {
-    out->append(value);
-    return;
-  }
-  size_t escapes = 0;
-  for (size_t i = first; i < value.size(); ++i) {
-    escapes += kEscape[static_cast<unsigned char>(value[i])] ? 1 : 0;
-  }
-  const size_t start = out->size();
-  out->resize(start + value.size() + 2 * escapes);
-  char* p = out->data() + start;
-  std::memcpy(p, value.data(), first);
-  p += first;
-  for (size_t i = first; i < value.size(); ++i) {
-    const auto c = static_cast<unsigned char>(value[i]);
-    if (kEscape[c]) {
-      *p++ = '%';
-      *p++ = kHex[c >> 4];
-      *p++ = kHex[c & 0xf];
-    } else {
-      *p++ = static_cast<char>(c);
-    }
-  }
-}
-
-std::string PercentEncode(std::string_view value) {
-  std::string out;
-  AppendPercentEncoded(value, &out);
-  return out;
-}
-
 absl::StatusOr<std::string> PercentDecode(std::string_view value) {
   std::string unquoted;
   std::string_view text = value;
@@ -347,7 +297,7 @@ void ForEachHeader(const Envelope& env,
   std::string scratch;
   // `value` must be NUL-terminated unless it needs escaping.
   auto add = [&](std::string_view key, std::string_view value) {
-    if (!NeedsEscape(value)) {
+    if (!internal::NeedsPercentEncoding(value)) {
       emit(key, value);
       return;
     }

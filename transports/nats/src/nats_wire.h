@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/percent_encoding.h"
 
 namespace switchboard::nats {
 
@@ -36,7 +37,9 @@ inline constexpr std::string_view kMsgIdHeader = "Nats-Msg-Id";
 inline constexpr std::string_view kContentTypeHeader = "Content-Type";
 inline constexpr std::string_view kCePrefix = "ce-";
 
-[[nodiscard]] std::string PercentEncode(std::string_view value);
+// The binding's percent-encoding (switchboard/internal/percent_encoding.h).
+using internal::AppendPercentEncoded;
+using internal::PercentEncode;
 // Unquotes an RFC 7230 quoted string, then percent-decodes once.
 // InvalidArgument on a truncated or non-hex escape.
 [[nodiscard]] absl::StatusOr<std::string> PercentDecode(std::string_view value);

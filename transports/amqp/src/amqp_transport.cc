@@ -1316,6 +1316,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       for (auto& [link, r] : receivers_) {
         r.unsettled = 0;
         r.closed = true;
+        // A recovery still running for the previous connection (the broker
+        // restarted again before it finished) may reopen the link on the
+        // dead connection: this connection needs its own.
+        r.recovering = false;
         ScheduleRecovery(r, link);
       }
     }

@@ -7,11 +7,18 @@
 //   command, event     js_Publish (waits for the server's ack), one pull
 //   (JetStream)        consumer fetching batches and acking each message
 // Connections use natsOptions_SetSendAsap like the Switchboard transport, so
-// both sides pay the same flush policy.
+// both sides pay the same flush policy. With `envelope_headers`, messages are
+// natsMsg with the headers of a Switchboard envelope of the same operation
+// (values of the same length), set one by one and read back one by one.
 #include <nats/nats.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "bench_workload.h"
 
@@ -20,6 +27,73 @@ namespace {
 
 absl::Status Err(natsStatus s, const std::string& what) {
   return absl::UnavailableError(what + ": " + natsStatus_GetText(s) + " " + nats_GetLastError(nullptr));
+}
+
+// What a Switchboard NATS message of the benchmark's operations carries
+// besides its payload (transports/nats/src/nats_wire.cc, EnvelopeToHeaders).
+// Ids and times change per message, as the real ones do.
+struct HeaderSet {
+  std::vector<std::pair<std::string, std::string>> fields;
+};
+
+HeaderSet EnvelopeLikeHeaders(Style style, uint64_t seq) {
+  char id[40], trace[64], key[40], time[40];
+  std::snprintf(id, sizeof id, "0190f3a2-7c41-7b2e-9d1a-%012llx",
+                static_cast<unsigned long long>(seq));
+  std::snprintf(trace, sizeof trace, "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01",
+                static_cast<unsigned long long>(seq & 0xffff),
+                static_cast<unsigned long long>((seq >> 16) & 0xffff));
+  std::snprintf(key, sizeof key, "0190f3a2-7c41-7b2e-8e3f-%012llx",
+                static_cast<unsigned long long>(seq));
+  std::snprintf(time, sizeof time, "2026-11-23T14:%02llu:%02llu.123456Z",
+                static_cast<unsigned long long>(seq / 60 % 60),
+                static_cast<unsigned long long>(seq % 60));
+  const char* style_name = style == Style::kRequest   ? "request"
+                           : style == Style::kCommand ? "command"
+                                                      : "event";
+  HeaderSet h;
+  h.fields = {{"Content-Type", "application/protobuf"},
+              {"ce-id", id},
+              {"ce-source", "//sbbench/bench-node"},
+              {"ce-specversion", "1.0"},
+              {"ce-type", "switchboard.test.v1.Echo.Echo"},
+              {"ce-time", time},
+              {"ce-datacontenttype", "application/protobuf"},
+              {"ce-traceparent", trace},
+              {"traceparent", trace},
+              {"ce-idempotencykey", key},
+              {"ce-expirytime", time},
+              {"ce-attempt", "1"},
+              {"ce-style", style_name}};
+  return h;
+}
+
+// The message of `data` with the envelope's headers (caller destroys it).
+natsStatus NewMessageWithHeaders(natsMsg** msg, const char* subject, const char* reply,
+                                 const std::string& data, Style style, uint64_t seq) {
+  natsStatus s = natsMsg_Create(msg, subject, reply, data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) return s;
+  for (const auto& [k, v] : EnvelopeLikeHeaders(style, seq).fields) {
+    s = natsMsgHeader_Set(*msg, k.c_str(), v.c_str());
+    if (s != NATS_OK) break;
+  }
+  return s;
+}
+
+// Reads every header back (what a receiver mapping them to an envelope
+// does); false when one is missing.
+bool ReadAllHeaders(natsMsg* msg) {
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return false;
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    const char* value = nullptr;
+    if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK && value != nullptr)
+      total += std::string(value).size();
+  }
+  free(static_cast<void*>(keys));
+  return count > 0 && total > 0;
 }
 
 class RawNats : public Workload {
@@ -45,8 +119,22 @@ class RawNats : public Workload {
     const int len = static_cast<int>(bytes.size());
     if (options_.style == Style::kRequest) {
       natsMsg* reply = nullptr;
-      natsStatus s = natsConnection_Request(&reply, send_nc_, subject_.c_str(), bytes.data(), len,
-                                            std::chrono::milliseconds(kUnitTimeout).count());
+      natsStatus s = NATS_OK;
+      if (options_.envelope_headers) {
+        natsMsg* request = nullptr;
+        s = NewMessageWithHeaders(&request, subject_.c_str(), nullptr, bytes, options_.style, seq);
+        if (s == NATS_OK)
+          s = natsConnection_RequestMsg(&reply, send_nc_, request,
+                                        std::chrono::milliseconds(kUnitTimeout).count());
+        natsMsg_Destroy(request);
+        if (s == NATS_OK && !ReadAllHeaders(reply)) {
+          natsMsg_Destroy(reply);
+          return absl::InternalError("reply without headers");
+        }
+      } else {
+        s = natsConnection_Request(&reply, send_nc_, subject_.c_str(), bytes.data(), len,
+                                   std::chrono::milliseconds(kUnitTimeout).count());
+      }
       if (s != NATS_OK) return Err(s, "request");
       test::v1::EchoReply parsed;
       bool ok = parsed.ParseFromArray(natsMsg_GetData(reply), natsMsg_GetDataLength(reply));
@@ -56,9 +144,23 @@ class RawNats : public Workload {
     if (options_.jetstream) {
       jsPubAck* ack = nullptr;
       jsErrCode jerr = static_cast<jsErrCode>(0);
-      natsStatus s = js_Publish(&ack, js_, subject_.c_str(), bytes.data(), len, nullptr, &jerr);
+      natsStatus s = NATS_OK;
+      if (options_.envelope_headers) {
+        natsMsg* msg = nullptr;
+        s = NewMessageWithHeaders(&msg, subject_.c_str(), nullptr, bytes, options_.style, seq);
+        if (s == NATS_OK) s = js_PublishMsg(&ack, js_, msg, nullptr, &jerr);
+        natsMsg_Destroy(msg);
+      } else {
+        s = js_Publish(&ack, js_, subject_.c_str(), bytes.data(), len, nullptr, &jerr);
+      }
       if (ack != nullptr) jsPubAck_Destroy(ack);
       if (s != NATS_OK) return Err(s, "js_Publish");
+    } else if (options_.envelope_headers) {
+      natsMsg* msg = nullptr;
+      natsStatus s = NewMessageWithHeaders(&msg, subject_.c_str(), nullptr, bytes, options_.style, seq);
+      if (s == NATS_OK) s = natsConnection_PublishMsg(send_nc_, msg);
+      natsMsg_Destroy(msg);
+      if (s != NATS_OK) return Err(s, "publish");
     } else {
       natsStatus s = natsConnection_Publish(send_nc_, subject_.c_str(), bytes.data(), len);
       if (s != NATS_OK) return Err(s, "publish");
@@ -85,12 +187,22 @@ class RawNats : public Workload {
     return s == NATS_OK ? absl::OkStatus() : Err(s, "connect");
   }
 
-  static void OnRequest(natsConnection* nc, natsSubscription*, natsMsg* msg, void*) {
+  static void OnRequest(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<RawNats*>(closure);
     absl::StatusOr<std::string> reply =
         EchoBytes(std::string(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)));
     const char* to = natsMsg_GetReply(msg);
-    if (reply.ok() && to != nullptr)
+    if (self->options_.envelope_headers) {
+      if (reply.ok() && to != nullptr && ReadAllHeaders(msg)) {
+        natsMsg* out = nullptr;
+        if (NewMessageWithHeaders(&out, to, nullptr, *reply, Style::kRequest,
+                                  self->replies_.fetch_add(1)) == NATS_OK)
+          natsConnection_PublishMsg(nc, out);
+        natsMsg_Destroy(out);
+      }
+    } else if (reply.ok() && to != nullptr) {
       natsConnection_Publish(nc, to, reply->data(), static_cast<int>(reply->size()));
+    }
     natsMsg_Destroy(msg);
   }
 
@@ -102,7 +214,9 @@ class RawNats : public Workload {
   }
 
   static void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-    static_cast<RawNats*>(closure)->Consume(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+    auto* self = static_cast<RawNats*>(closure);
+    if (!self->options_.envelope_headers || ReadAllHeaders(msg))
+      self->Consume(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
     natsMsg_Destroy(msg);
   }
 
@@ -164,7 +278,8 @@ class RawNats : public Workload {
       }
       for (int i = 0; i < list.Count; ++i) {
         natsMsg* m = list.Msgs[i];
-        Consume(natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        if (!options_.envelope_headers || ReadAllHeaders(m))
+          Consume(natsMsg_GetData(m), natsMsg_GetDataLength(m));
         natsMsg_Ack(m, nullptr);
       }
       natsMsgList_Destroy(&list);
@@ -180,6 +295,7 @@ class RawNats : public Workload {
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> replies_{0};
   std::thread fetcher_;
 };
 

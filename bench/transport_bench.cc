@@ -4,6 +4,10 @@
 //   transport_bench [--quick] [--transports=inproc,grpc,nats,nats-js,amqp]
 //                   [--rounds=5] [--seconds=0.8] [--json=PATH] [--md=PATH]
 //                   [--command="how it was started"] [--no-extras]
+//                   [--styles=request,command,event] [--payloads=128,4096]
+//                   [--concurrency=1,16] [--only=raw|sb]      (one row, for perf)
+//                   [--inline-handlers]   (HandlerOptions.inline_execution on the sb side)
+//                   [--raw-headers]   (raw cnats messages carry an envelope's headers)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw]                          (requests only, for callgrind)
 //
@@ -76,6 +80,16 @@ struct Flags {
   bool profile_inline = true;
   std::string profile_transport = "inproc";
   bool profile_raw = false;
+  // Narrow the table (for `perf record` of one row): empty means all.
+  std::vector<std::string> styles;
+  std::vector<size_t> payloads = {128, 4096};
+  std::vector<int> concurrencies = {1, kMaxConcurrency};
+  // "raw" or "sb": measure only that side of each row (the other reads 0).
+  std::string only;
+  // Handlers on the delivering thread (HandlerOptions.inline_execution).
+  bool inline_handlers = false;
+  // The raw NATS side sends and reads an envelope's header set too.
+  bool raw_headers = false;
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -110,6 +124,25 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->profile_raw = true;
     } else if (auto v = value("--transports")) {
       f->transports = Split(*v);
+    } else if (auto v = value("--styles")) {
+      f->styles = Split(*v);
+    } else if (auto v = value("--payloads")) {
+      f->payloads.clear();
+      for (const std::string& p : Split(*v)) f->payloads.push_back(std::stoul(p));
+    } else if (auto v = value("--concurrency")) {
+      f->concurrencies.clear();
+      for (const std::string& c : Split(*v))
+        f->concurrencies.push_back(std::clamp(std::atoi(c.c_str()), 1, kMaxConcurrency));
+    } else if (a == "--raw-headers") {
+      f->raw_headers = true;
+    } else if (a == "--inline-handlers") {
+      f->inline_handlers = true;
+    } else if (auto v = value("--only")) {
+      f->only = *v;
+      if (f->only != "raw" && f->only != "sb") {
+        std::cerr << "transport_bench: --only is raw or sb\n";
+        return false;
+      }
     } else if (auto v = value("--rounds")) {
       f->rounds = std::max(1, std::atoi(v->c_str()));
       rounds_set = true;
@@ -278,6 +311,7 @@ v1::Policy DefaultPolicy() {
 
 struct Env {
   std::string run_id;
+  bool raw_headers = false;
   std::string nats_url;
   std::string amqp_url;
   std::string amqp_mgmt;
@@ -868,6 +902,7 @@ absl::StatusOr<std::unique_ptr<Workload>> MakeRaw(const std::string& transport, 
   if (transport == "nats" || transport == "nats-js") {
     o.url = env.nats_url;
     o.jetstream = transport == "nats-js";
+    o.envelope_headers = env.raw_headers;
     return MakeRawNats(o);
   }
   if (transport == "amqp") {
@@ -892,6 +927,7 @@ int Main(int argc, char** argv) {
   Machine machine = DescribeMachine();
   Env env;
   env.run_id = std::to_string(getpid()) + "x" + std::to_string(std::time(nullptr) % 100000);
+  env.raw_headers = flags.raw_headers;
   env.nats_url = Getenv("SWITCHBOARD_TEST_NATS_URL");
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
   env.amqp_mgmt = Getenv("SWITCHBOARD_TEST_RABBITMQ_MGMT");
@@ -925,6 +961,9 @@ int Main(int argc, char** argv) {
     std::_Exit(failed == 0 ? 0 : 1);
   }
   std::vector<std::string> notes;
+  if (flags.raw_headers)
+    notes.push_back("--raw-headers: the raw NATS messages carry the header set of a Switchboard "
+                    "envelope (13 headers) and the raw receivers read every header");
   std::printf("transport_bench: %d rounds x %.2f s per side, median of rounds; load %s\n",
               flags.rounds, flags.seconds, machine.load_start.c_str());
   std::printf("%s", TableText({}, false).c_str());
@@ -935,19 +974,25 @@ int Main(int argc, char** argv) {
   // closing costs time (and can stall) and is not what is measured.
   std::vector<std::unique_ptr<Workload>> kept_raw;
   std::vector<std::unique_ptr<SwitchboardSide>> kept_sides;
-  const std::vector<size_t> payloads = {128, 4096};
-  const std::vector<int> concurrencies = {1, kMaxConcurrency};
+  const std::vector<size_t>& payloads = flags.payloads;
+  const std::vector<int>& concurrencies = flags.concurrencies;
   for (const std::string& transport : flags.transports) {
     std::vector<Style> styles = {Style::kRequest, Style::kCommand, Style::kEvent};
     // JetStream changes commands and events only; its requests are core NATS.
     if (transport == "nats-js") styles = {Style::kCommand, Style::kEvent};
+    if (!flags.styles.empty()) {
+      std::erase_if(styles, [&](Style s) {
+        return std::find(flags.styles.begin(), flags.styles.end(), StyleName(s)) ==
+               flags.styles.end();
+      });
+    }
     auto add_skipped = [&](Style style, const std::string& why) {
       for (size_t p : payloads)
         for (int c : concurrencies)
           rows.push_back(Row{transport, StyleName(style), p, c, RawKind(transport, style), {}, {},
                              why});
     };
-    auto side = SwitchboardSide::Create(transport, env, false);
+    auto side = SwitchboardSide::Create(transport, env, flags.inline_handlers);
     if (!side.ok()) {
       std::string why = side.status().ToString();
       std::printf("%s: skipped (%s)\n", transport.c_str(), why.c_str());
@@ -967,12 +1012,13 @@ int Main(int argc, char** argv) {
         }
         SwitchboardWorkload sb(**side, style, payload);
         for (int conc : concurrencies) {
-          Measure(**raw, conc, flags.warmup);
-          Measure(sb, conc, flags.warmup);
+          const bool do_raw = flags.only != "sb", do_sb = flags.only != "raw";
+          if (do_raw) Measure(**raw, conc, flags.warmup);
+          if (do_sb) Measure(sb, conc, flags.warmup);
           std::vector<Sample> raw_rounds, sb_rounds;
           for (int r = 0; r < flags.rounds; ++r) {
-            raw_rounds.push_back(Measure(**raw, conc, flags.seconds));
-            sb_rounds.push_back(Measure(sb, conc, flags.seconds));
+            raw_rounds.push_back(do_raw ? Measure(**raw, conc, flags.seconds) : Sample{});
+            sb_rounds.push_back(do_sb ? Measure(sb, conc, flags.seconds) : Sample{});
           }
           Row row{transport, StyleName(style), payload, conc, RawKind(transport, style),
                   MedianOf(raw_rounds), MedianOf(sb_rounds), ""};

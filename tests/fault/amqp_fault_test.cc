@@ -118,6 +118,15 @@ TEST(AmqpFaultTest, BrokerRestartedTwiceMidStream) {
   ASSERT_NE(restarting, nullptr);
   EXPECT_EQ(restarting->Wait(), 0) << restart;
   int64_t lost = log->WaitForAll(r.accepted_keys, absl::Seconds(30));
+  if (lost > 0) {
+    // Tells a stalled consumer (the commands wait in the queue, or arrive
+    // late) from a loss (the queue is empty and they never arrive).
+    absl::StatusOr<int64_t> depth = (*consumer_transport)->QueueDepth(CommandEndpoint(op));
+    int64_t late = lost - log->WaitForAll(r.accepted_keys, absl::Seconds(30));
+    ADD_FAILURE() << lost << " commands without effect after 30 s; queue depth then "
+                  << (depth.ok() ? Cat(*depth) : depth.status().ToString()) << "; "
+                  << late << " of them arrived in the next 30 s";
+  }
   ExpectStreamIntact("amqp", "broker restarted twice", r, *log, lost,
                     Cat(" restarts ", restarts, " recovery after the last failure ",
                         absl::FormatDuration(r.recovery)));

@@ -367,12 +367,14 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void HubAdd(const std::string& type, const std::string& group, SubscribeReactor* r);
   void HubRemove(SubscribeReactor* r);
   void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
+  void CountUnreadable() { unreadable_.fetch_add(1, std::memory_order_relaxed); }
   wire::MetadataSet metadata_set() const {
     return options_.full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
   }
   GrpcStats stats() const {
     GrpcStats s;
     s.malformed = malformed_.load(std::memory_order_relaxed);
+    s.unreadable = unreadable_.load(std::memory_order_relaxed);
     s.dropped_events = dropped_events_.load(std::memory_order_relaxed);
     return s;
   }
@@ -449,6 +451,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   const std::shared_ptr<CallTracker> tracker_ = std::make_shared<CallTracker>();
 
   std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> unreadable_{0};
   std::atomic<uint64_t> dropped_events_{0};
 };
 
@@ -467,6 +470,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
 
   void OnReadDone(bool ok) override {
     if (!ok) {
+      // Not cancelled: gRPC refused the message (larger than
+      // max_message_bytes; it has answered RESOURCE_EXHAUSTED already), or
+      // the client half-closed without one.
+      if (!ctx_->IsCancelled()) engine_->CountUnreadable();
       Fail(absl::InvalidArgumentError(
           Cat(ctx_->method(), ": the client sent no request message")));
       return;

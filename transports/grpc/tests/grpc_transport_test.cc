@@ -15,6 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpc_test_util.h"
 #include "gtest/gtest.h"
@@ -482,8 +483,16 @@ TEST(GrpcTransportTest, OversizedMessagesAreResourceExhausted) {
   absl::Status s = RequestStatus(*p.client, NewEnvelope("test.v1.Echo/Say", std::string(256 * 1024, 'x')));
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
   EXPECT_FALSE(s.message().empty());
+  // Counted on the receiving side (gRPC may answer before the service
+  // hears of it), not as malformed.
+  for (int i = 0; i < 5000 && p.server->stats().unreadable == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(p.server->stats().unreadable, 1u);
+  EXPECT_EQ(p.server->stats().malformed, 0u);
   // The server is still there.
   EXPECT_TRUE(RequestStatus(*p.client, NewEnvelope("test.v1.Echo/Say", "small")).ok());
+  EXPECT_EQ(p.server->stats().unreadable, 1u);
   // The limit also holds for what this transport sends.
   auto limited = MustCreate("limited", [&] {
     v1::TransportConfig c = GrpcConfig("", Local(p.server->bound_port()));

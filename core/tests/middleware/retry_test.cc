@@ -139,7 +139,9 @@ TEST(RetryMiddlewareTest, RetriesRetryableWithBackoffSameIdsNewSpans) {
     TraceParent tp;
     ASSERT_TRUE(TraceParent::Parse(script.seen[i].traceparent, &tp));
     EXPECT_EQ(tp.TraceId(), first.TraceId());
-    if (i > 0) EXPECT_NE(script.seen[i].traceparent, script.seen[i - 1].traceparent);
+    if (i > 0) {
+      EXPECT_NE(script.seen[i].traceparent, script.seen[i - 1].traceparent);
+    }
   }
   EXPECT_EQ(counters.retries.load(), 2u);
 }

@@ -30,6 +30,8 @@
 
 namespace switchboard {
 
+class Node;
+
 // What a caller can know about its call as soon as it is started.
 struct CallInfo {
   std::string message_id;
@@ -185,6 +187,11 @@ class Future {
   }
 
  private:
+  friend class Node;
+  // The typed calls hand the identifiers of the untyped call on without
+  // copying them; nothing else reads them from this future.
+  CallInfo TakeInfo() { return std::move(state_->info); }
+
   std::shared_ptr<internal::FutureState<T>> state_;
 };
 

@@ -234,7 +234,9 @@ absl::StatusOr<HandlerRegistration> Node::Handle(const Operation<Req, Rep>& op, 
       std::move(done)(parsed);
       return;
     }
-    std::string content_type = env.data_content_type;
+    // The request outlives a synchronous handler's reply; an asynchronous
+    // one's continuation keeps a copy.
+    const std::string& content_type = env.data_content_type;
     if constexpr (internal::IsFuture<Result>::value) {
       Result future;
       try {
@@ -246,7 +248,8 @@ absl::StatusOr<HandlerRegistration> Node::Handle(const Operation<Req, Rep>& op, 
         std::move(done)(internal::ExceptionStatus("unknown exception"));
         return;
       }
-      std::move(future).Then([done = std::move(done), content_type](absl::StatusOr<Rep> r) mutable {
+      std::move(future).Then([done = std::move(done), content_type = std::string(content_type)](
+                                 absl::StatusOr<Rep> r) mutable {
         if (!r.ok()) {
           std::move(done)(r.status());
           return;
@@ -279,23 +282,26 @@ absl::StatusOr<HandlerRegistration> Node::Handle(const Operation<Req, Rep>& op, 
 template <class Req, class Rep>
 Future<Rep> Node::Call(const Operation<Req, Rep>& op, const Req& request, CallOptions options) {
   auto [promise, future] = MakePromise<Rep>();
-  std::string content_type =
-      options.content_type.empty() ? std::string(kContentTypeProtobuf) : options.content_type;
-  absl::StatusOr<std::string> payload = internal::SerializePayload(request, content_type);
+  // Empty for the default (protobuf): no string to copy per call.
+  std::string custom_type = options.content_type;
+  absl::StatusOr<std::string> payload = internal::SerializePayload(
+      request, custom_type.empty() ? kContentTypeProtobuf : std::string_view(custom_type));
   if (!payload.ok()) {
     promise.Set(payload.status());
     return std::move(future);
   }
   Future<std::string> raw =
       CallImpl(op.name, *std::move(payload), std::move(options), Rep::descriptor());
-  promise.info() = raw.info();
-  std::move(raw).Then([promise = std::move(promise), content_type](
+  promise.info() = raw.TakeInfo();
+  std::move(raw).Then([promise = std::move(promise), custom_type = std::move(custom_type)](
                           absl::StatusOr<std::string> bytes) mutable {
     if (!bytes.ok()) {
       promise.Set(bytes.status());
       return;
     }
     Rep reply;
+    const std::string_view content_type =
+        custom_type.empty() ? kContentTypeProtobuf : std::string_view(custom_type);
     if (absl::Status parsed = internal::ParsePayload(*bytes, content_type, &reply); !parsed.ok()) {
       promise.Set(parsed);
       return;

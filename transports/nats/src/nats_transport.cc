@@ -146,16 +146,37 @@ absl::StatusOr<MsgPtr> BuildMsg(const std::string& subject, const char* reply,
   return msg;
 }
 
-HeaderMap ReadHeaders(natsMsg* msg) {
-  HeaderMap out;
+// A received message's headers, read once from cnats' header table: views
+// (first value per key; the strings belong to the message) and the size of
+// the header block as sent ("NATS/1.0\r\n", "key: value\r\n", a blank line;
+// 0 without headers), which the size limit counts. Further values of a
+// repeated key are not counted: listing them (natsMsgHeader_Values) doubles
+// the cost of the walk, and nats-server's `max_payload` bounds the whole
+// message anyway.
+struct ReceivedHeaders {
+  absl::InlinedVector<HeaderView, 24> views;
+  uint64_t bytes = 0;
+
+  std::string_view Get(std::string_view key) const {
+    for (const HeaderView& h : views) {
+      if (h.key == key) return h.value;
+    }
+    return {};
+  }
+};
+
+ReceivedHeaders ReadHeaders(natsMsg* msg) {
+  ReceivedHeaders out;
   const char** keys = nullptr;
   int count = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK) return out;
+  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK || count == 0) return out;
+  out.bytes = 12;
   for (int i = 0; i < count; ++i) {
     const char* value = nullptr;
-    if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK) {
-      out.emplace(keys[i], value == nullptr ? "" : value);
-    }
+    if (natsMsgHeader_Get(msg, keys[i], &value) != NATS_OK) continue;
+    HeaderView h{keys[i], value == nullptr ? std::string_view() : value};
+    out.bytes += h.key.size() + 4 + h.value.size();
+    out.views.push_back(h);
   }
   free(static_cast<void*>(keys));
   return out;
@@ -163,43 +184,10 @@ HeaderMap ReadHeaders(natsMsg* msg) {
 
 std::string MsgData(natsMsg* msg);
 
-// The envelope of a received message, read straight from cnats' header
-// table (views, no copies of keys or values).
-absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg) {
-  absl::InlinedVector<HeaderView, 24> headers;
-  const char** keys = nullptr;
-  int count = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
-    for (int i = 0; i < count; ++i) {
-      const char* value = nullptr;
-      if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK) {
-        headers.push_back({keys[i], value == nullptr ? std::string_view() : value});
-      }
-    }
-  }
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(msg));
-  free(static_cast<void*>(keys));
-  return env;
-}
-
-// Bytes of the header block as sent ("NATS/1.0\r\n", "key: value\r\n" per
-// value, a blank line); 0 without headers.
-uint64_t HeaderBytes(natsMsg* msg) {
-  const char** keys = nullptr;
-  int count = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK || count == 0) return 0;
-  uint64_t total = 12;
-  for (int i = 0; i < count; ++i) {
-    const char** values = nullptr;
-    int n = 0;
-    if (natsMsgHeader_Values(msg, keys[i], &values, &n) != NATS_OK) continue;
-    for (int j = 0; j < n; ++j) {
-      total += std::strlen(keys[i]) + 4 + (values[j] == nullptr ? 0 : std::strlen(values[j]));
-    }
-    free(static_cast<void*>(values));
-  }
-  free(static_cast<void*>(keys));
-  return total;
+// The envelope of a received message from its headers (no copies of keys or
+// values before the envelope's own).
+absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg, const ReceivedHeaders& headers) {
+  return EnvelopeFromHeaders(headers.views, MsgData(msg));
 }
 
 std::string MsgData(natsMsg* msg) {
@@ -293,9 +281,10 @@ class State {
 
   // ResourceExhausted naming `max_message_bytes` when a received message
   // (payload + headers) is larger than the limit; checked before decoding.
-  absl::Status CheckSize(natsMsg* msg, std::string_view operation) const {
-    const uint64_t data = static_cast<uint64_t>(std::max(0, natsMsg_GetDataLength(msg)));
-    const uint64_t size = data > s_.max_message_bytes ? data : data + HeaderBytes(msg);
+  absl::Status CheckSize(natsMsg* msg, const ReceivedHeaders& headers,
+                         std::string_view operation) const {
+    const uint64_t size =
+        static_cast<uint64_t>(std::max(0, natsMsg_GetDataLength(msg))) + headers.bytes;
     if (size <= s_.max_message_bytes) return absl::OkStatus();
     return absl::ResourceExhaustedError(absl::StrCat(
         "nats: message of ", size, " bytes for ", Sv(operation), " exceeds `max_message_bytes` (",
@@ -837,13 +826,14 @@ void State::OnInboxMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* c
         self->Subject(Kind::kRequest, p->operation), " has no responders)")));
     return;
   }
-  if (absl::Status size = self->CheckSize(raw, p->operation); !size.ok()) {
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  if (absl::Status size = self->CheckSize(raw, headers, p->operation); !size.ok()) {
     self->bad_input.fetch_add(1);
     std::move(p->on_reply)(absl::ResourceExhaustedError(
         absl::StrCat("reply to ", p->operation, " rejected: ", size.message())));
     return;
   }
-  absl::StatusOr<Envelope> env = DecodeMsg(raw);
+  absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
     self->bad_input.fetch_add(1);
     std::move(p->on_reply)(absl::InternalError(absl::StrCat(
@@ -943,11 +933,12 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
         why.code(), absl::StrCat("request to ", (*ss)->operation, " rejected: ", why.message()));
     (void)st.PublishCore(reply_subject, out);
   };
-  if (absl::Status size = st.CheckSize(raw, (*ss)->operation); !size.ok()) {
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  if (absl::Status size = st.CheckSize(raw, headers, (*ss)->operation); !size.ok()) {
     reject(size);
     return;
   }
-  absl::StatusOr<Envelope> env = DecodeMsg(raw);
+  absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
     reject(env.status());
     return;
@@ -1050,7 +1041,7 @@ struct ConsumerState : std::enable_shared_from_this<ConsumerState> {
 
   void Apply(Envelope& env, const std::string& ack_subject, Settle action, absl::Duration delay,
              const absl::Status& reason);
-  void DeadLetterRaw(const HeaderMap& headers, std::string data, const absl::Status& reason,
+  void DeadLetterRaw(const ReceivedHeaders& headers, std::string data, const absl::Status& reason,
                      const std::string& ack_subject);
   void Deliver(Envelope env, std::string ack_subject);
 };
@@ -1153,15 +1144,12 @@ void ConsumerState::Apply(Envelope& env, const std::string& ack_subject, Settle 
   }
 }
 
-void ConsumerState::DeadLetterRaw(const HeaderMap& headers, std::string data,
+void ConsumerState::DeadLetterRaw(const ReceivedHeaders& headers, std::string data,
                                   const absl::Status& reason, const std::string& ack_subject) {
   State& s = *st;
   s.bad_input.fetch_add(1);
   Envelope env;
-  auto raw = [&headers](std::string_view key) {
-    auto it = headers.find(key);
-    return it == headers.end() ? std::string() : it->second;
-  };
+  auto raw = [&headers](std::string_view key) { return std::string(headers.Get(key)); };
   env.id = raw("ce-id");
   if (env.id.empty()) env.id = NewMessageId();
   env.source = raw("ce-source");
@@ -1193,12 +1181,12 @@ void ConsumerState::DeadLetterRaw(const HeaderMap& headers, std::string data,
 void OnCoreMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
   auto& cs = *static_cast<std::shared_ptr<ConsumerState>*>(closure);
   MsgPtr msg(raw);
-  HeaderMap headers = ReadHeaders(raw);
-  if (absl::Status size = cs->st->CheckSize(raw, cs->operation); !size.ok()) {
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  if (absl::Status size = cs->st->CheckSize(raw, headers, cs->operation); !size.ok()) {
     cs->DeadLetterRaw(headers, std::string(), size, "");  // attributes and reason only
     return;
   }
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(raw));
+  absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
     cs->DeadLetterRaw(headers, MsgData(raw), env.status(), "");
     return;
@@ -1216,14 +1204,14 @@ void OnCoreMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) 
 void HandleJsMsg(const std::shared_ptr<ConsumerState>& cs, natsMsg* raw) {
   const char* reply = natsMsg_GetReply(raw);
   std::string ack_subject = reply == nullptr ? "" : reply;
-  HeaderMap headers = ReadHeaders(raw);
-  if (absl::Status size = cs->st->CheckSize(raw, cs->operation); !size.ok()) {
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  if (absl::Status size = cs->st->CheckSize(raw, headers, cs->operation); !size.ok()) {
     // Dead-lettered with its attributes and the reason but not the payload,
     // so the copy always fits (and a reader with the same limit can read it).
     cs->DeadLetterRaw(headers, std::string(), size, ack_subject);
     return;
   }
-  absl::StatusOr<Envelope> env = EnvelopeFromHeaders(headers, MsgData(raw));
+  absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
     cs->DeadLetterRaw(headers, MsgData(raw), env.status(), ack_subject);
     return;
@@ -1353,11 +1341,12 @@ struct InboxState {
 void OnInboxReply(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
   auto* is = static_cast<InboxState*>(closure);
   MsgPtr msg(raw);
-  if (!is->st->CheckSize(raw, "a reply").ok()) {
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  if (!is->st->CheckSize(raw, headers, "a reply").ok()) {
     is->st->bad_input.fetch_add(1);
     return;
   }
-  absl::StatusOr<Envelope> env = DecodeMsg(raw);
+  absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
     is->st->bad_input.fetch_add(1);
     return;

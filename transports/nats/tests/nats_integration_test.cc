@@ -479,9 +479,28 @@ TEST_P(NatsTest, OversizedRequestGetsResourceExhaustedBeforeTheHandler) {
   EXPECT_THAT(std::string(message), HasSubstr("max_message_bytes"));
   natsMsg_Destroy(reply);
   natsMsg_Destroy(req);
+
+  // The header block counts too: a payload under the limit with a long
+  // header over it.
+  std::string under(kSmallLimit - 64, 'x');
+  std::string long_subject(256, 's');
+  ASSERT_EQ(natsMsg_Create(&req, subject.c_str(), nullptr, under.data(),
+                           static_cast<int>(under.size())),
+            NATS_OK);
+  natsMsgHeader_Set(req, "ce-id", "big-2");
+  natsMsgHeader_Set(req, "ce-source", "//raw");
+  natsMsgHeader_Set(req, "ce-type", op.c_str());
+  natsMsgHeader_Set(req, "ce-specversion", "1.0");
+  natsMsgHeader_Set(req, "ce-subject", long_subject.c_str());
+  ASSERT_EQ(natsConnection_RequestMsg(&reply, nc, req, 5000), NATS_OK);
+  code = nullptr;
+  ASSERT_EQ(natsMsgHeader_Get(reply, "ce-statuscode", &code), NATS_OK);
+  EXPECT_STREQ(code, "8");
+  natsMsg_Destroy(reply);
+  natsMsg_Destroy(req);
   natsConnection_Destroy(nc);
   EXPECT_EQ(calls.load(), 0);
-  EXPECT_EQ(Stats(*small).bad_input, 1);
+  EXPECT_EQ(Stats(*small).bad_input, 2);
 
   // Through the transport: the caller sees the status; a normal-size
   // request right after is served.
@@ -501,7 +520,7 @@ TEST_P(NatsTest, OversizedRequestGetsResourceExhaustedBeforeTheHandler) {
     }
   }
   EXPECT_EQ(calls.load(), 1);
-  EXPECT_EQ(Stats(*small).bad_input, 2);
+  EXPECT_EQ(Stats(*small).bad_input, 3);
 }
 
 TEST_P(NatsTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcessed) {

@@ -565,8 +565,9 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   template <class Msg>
   bool ParseBody(Msg* msg) {
     const size_t size = in_.Length();
-    if (ParseBuffer(&in_, msg)) return true;
-    in_.Clear();
+    const bool parsed = ParseBuffer(&in_, msg);
+    in_.Clear();  // the bytes are not needed while the handler runs
+    if (parsed) return true;
     engine_->CountMalformed();
     Fail(absl::InvalidArgumentError(Cat(
         "malformed request to ", ctx_->method(), ": the ", size,

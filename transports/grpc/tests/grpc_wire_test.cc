@@ -19,7 +19,8 @@ std::map<std::string, std::string> AsMap(const Metadata& md) {
   return std::map<std::string, std::string>(md.begin(), md.end());
 }
 
-TEST(GrpcWireTest, EnvelopeAttributesBecomeCeMetadata) {
+// A command with every attribute the metadata tests look at.
+Envelope CommandEnvelope() {
   Envelope env;
   env.id = "id-1";
   env.source = "//orders/1";
@@ -29,6 +30,11 @@ TEST(GrpcWireTest, EnvelopeAttributesBecomeCeMetadata) {
   env.tracestate = "congo=t61rcWkgMzE";
   env.idempotency_key = "key 1";
   env.deadline = absl::FromUnixSeconds(1'800'000'005);
+  return env;
+}
+
+TEST(GrpcWireTest, EnvelopeAttributesBecomeCeMetadata) {
+  Envelope env = CommandEnvelope();
   env.correlation_id = "c-1";
   env.reply_to = "grpc://127.0.0.1:1/inbox/7";
   env.attempt = 3;
@@ -112,15 +118,7 @@ TEST(GrpcWireTest, MetadataFillsOnlyWhatTheBodyLeavesEmpty) {
 }
 
 TEST(GrpcWireTest, RoutingSetCarriesOnlyWhatProxiesAndTracersUse) {
-  Envelope env;
-  env.id = "id-1";
-  env.source = "//orders/1";
-  env.type = "orders.v1.Orders/PlaceOrder";
-  env.time = absl::FromUnixSeconds(1'800'000'000);
-  env.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-  env.tracestate = "congo=t61rcWkgMzE";
-  env.idempotency_key = "key 1";
-  env.deadline = absl::FromUnixSeconds(1'800'000'005);
+  Envelope env = CommandEnvelope();
   env.correlation_id = "c 1";
   env.reply_to = "grpc://127.0.0.1:1/inbox/7";
   env.style = Style::kCommand;

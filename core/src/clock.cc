@@ -92,12 +92,14 @@ class RealClock final : public Clock {
           absl::Time now = absl::Now();
           if (state.table.PopDue(now, &fn)) break;
           absl::Time next = state.table.Earliest();
-          // Wakes when a timer is added (the table changes) or the earliest is due.
-          size_t count = state.table.size();
-          auto changed = [&state, count, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.table.mu) {
-            return state.table.size() != count || state.table.Earliest() != next;
+          // Wakes when the earliest is due or an earlier timer arrives. Not
+          // for a later timer or a cancellation: each would cost this thread
+          // a wake-up per call (a request's deadline timer is added and
+          // cancelled on every call), and neither changes when it must wake.
+          auto earlier = [&state, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.table.mu) {
+            return state.table.Earliest() < next;
           };
-          state.table.mu.AwaitWithDeadline(absl::Condition(&changed),
+          state.table.mu.AwaitWithDeadline(absl::Condition(&earlier),
                                            std::min(next, now + absl::Seconds(1)));
         }
       }

@@ -56,5 +56,28 @@ TEST(RealClockTest, RunsATimer) {
   EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&fired), absl::Seconds(10)));
 }
 
+// The timer thread sleeps until its earliest timer (polling at most once a
+// second); a timer earlier than that must wake it, not wait for the poll.
+TEST(RealClockTest, AnEarlierTimerWakesTheTimerThread) {
+  Clock& clock = Clock::Real();
+  TimerHandle far = clock.RunAfter(absl::Seconds(30), [] {});
+  // Let the timer thread go to sleep waiting for the far timer.
+  absl::SleepFor(absl::Milliseconds(20));
+  absl::Mutex mu;
+  bool fired = false;
+  const absl::Time start = absl::Now();
+  clock.RunAfter(absl::Milliseconds(5), [&] {
+    absl::MutexLock lock(&mu);
+    fired = true;
+  });
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&fired), absl::Seconds(10)));
+  }
+  // Well under the one-second poll, with room for a loaded machine.
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(800));
+  EXPECT_TRUE(far.Cancel());
+}
+
 }  // namespace
 }  // namespace switchboard

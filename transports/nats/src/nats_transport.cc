@@ -22,6 +22,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "batch_reaper.h"
 #include "nats_names.h"
 #include "nats_wire.h"
 #include "sv.h"
@@ -117,8 +118,20 @@ absl::Status NatsError(natsStatus s, absl::string_view what, jsErrCode jerr = st
   }
 }
 
+// Every natsMsg the transport owns is destroyed through this (batch_reaper.h
+// says why).
+size_t MsgBytes(natsMsg* msg) {
+  constexpr size_t kHeaderEstimate = 512;  // a Switchboard envelope's headers
+  return static_cast<size_t>(natsMsg_GetDataLength(msg)) + kHeaderEstimate;
+}
+using MsgReaper = BatchReaper<natsMsg>;
+MsgReaper& Reaper() {
+  static MsgReaper* reaper = new MsgReaper(&natsMsg_Destroy, &MsgBytes);  // outlives every transport
+  return *reaper;
+}
+
 struct MsgDeleter {
-  void operator()(natsMsg* m) const { natsMsg_Destroy(m); }
+  void operator()(natsMsg* m) const { Reaper().Retire(m); }
 };
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
 
@@ -307,6 +320,10 @@ class State {
   std::atomic<int64_t> async_errors{0};
 
  private:
+  // Released after the destructor's body has destroyed the connection, when
+  // no subscription or delivery is left to retire a message.
+  MsgReaper::Hold reaper_hold_{Reaper()};
+
   static void OnInboxMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   static void OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
   static void OnAsyncError(natsConnection*, natsSubscription*, natsStatus, void* closure);
@@ -640,7 +657,7 @@ void State::OnPubAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*
       if (!node.empty()) cb = std::move(node.mapped());
     }
   }
-  natsMsg_Destroy(msg);
+  Reaper().Retire(msg);
   absl::Status status;
   if (pae != nullptr || pa == nullptr) {
     natsStatus err = pae != nullptr ? pae->Err : NATS_ERR;

@@ -92,7 +92,7 @@ struct Options {
   absl::Duration idle_timeout;
   absl::Duration close_timeout;
   absl::Duration connect_timeout;
-  // Larger received messages (encoded size) are rejected.
+  // Larger received messages (encoded size, estimated for envelopes) are rejected.
   uint64_t max_message_bytes = uint64_t{8} << 20;
 };
 
@@ -1104,12 +1104,22 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   }
 
   // ResourceExhausted naming `max_message_bytes` when the message, encoded
-  // as on the wire, is larger than the limit.
-  absl::Status CheckSize(const proton::message& m, const ReceiverEntry& r) {
-    m.encode(size_buffer_);
-    const uint64_t size = size_buffer_.size();
-    // A rare large message must not keep its buffer for the transport's life.
-    if (size_buffer_.capacity() > kKeptBufferBytes) std::vector<char>().swap(size_buffer_);
+  // as on the wire, is larger than the limit. Proton hands over a decoded
+  // message without its size, and encoding it again cost more than the
+  // decode, so a valid envelope's size is estimated from its parts
+  // (EncodedSizeEstimate, within a few percent); only a message that is not
+  // one is encoded to be measured.
+  absl::Status CheckSize(const proton::message& m, const absl::StatusOr<Envelope>& env,
+                         const ReceiverEntry& r) {
+    uint64_t size;
+    if (env.ok()) {
+      size = EncodedSizeEstimate(*env);
+    } else {
+      m.encode(size_buffer_);
+      size = size_buffer_.size();
+      // A rare large message must not keep its buffer for the transport's life.
+      if (size_buffer_.capacity() > kKeptBufferBytes) std::vector<char>().swap(size_buffer_);
+    }
     if (size <= opts_.max_message_bytes) return absl::OkStatus();
     return absl::ResourceExhaustedError(absl::StrCat(
         "amqp: message of ", size, " bytes", r.operation.empty() ? "" : " for ", r.operation,
@@ -1117,7 +1127,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         name_, "\"; send smaller messages or raise `max_message_bytes` on the receiver"));
   }
 
-  // Counted, never decoded: a request gets the error as its reply, a reply
+  // Counted, never handed on: a request gets the error as its reply, a reply
   // fails its request, a command or event goes to the dead-letter queue
   // with its properties and the reason but without its body (so the copy
   // stays readable under the same limit).
@@ -1158,12 +1168,12 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
   }
 
-  void OnServe(proton::delivery& d, proton::message& m, ReceiverEntry& r) {
+  void OnServe(proton::delivery& d, const proton::message& m, absl::StatusOr<Envelope> env,
+               ReceiverEntry& r) {
     d.accept();  // Requests are at most once: the caller retries on timeout.
     const std::string reply_to = m.reply_to();
     const std::string correlation = MessageIdOf(m);
     const std::string link = r.receiver.name();
-    auto env = MessageToEnvelope(m);
     if (!env.ok()) {
       ++invalid_messages_;
       Envelope req;
@@ -1198,7 +1208,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
   }
 
-  void OnReplies(proton::delivery& d, proton::message& m, ReceiverEntry& r) {
+  void OnReplies(proton::delivery& d, const proton::message& m, absl::StatusOr<Envelope> env,
+                 ReceiverEntry& r) {
     d.accept();
     --r.unsettled;
     GiveCredit(r);
@@ -1208,7 +1219,6 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       key = c.type() == proton::STRING ? proton::get<std::string>(c) : proton::to_string(c);
     } catch (const std::exception&) {
     }
-    auto env = MessageToEnvelope(m);
     if (!env.ok()) {
       ++invalid_messages_;
       CompleteRequest(key, absl::InternalError(absl::StrCat(
@@ -1218,11 +1228,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     CompleteRequest(key, *std::move(env));
   }
 
-  void OnInbox(proton::delivery& d, proton::message& m, ReceiverEntry& r) {
+  void OnInbox(proton::delivery& d, absl::StatusOr<Envelope> env, ReceiverEntry& r) {
     d.accept();
     --r.unsettled;
     GiveCredit(r);
-    auto env = MessageToEnvelope(m);
     if (!env.ok()) {
       ++invalid_messages_;
       return;
@@ -1233,8 +1242,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
   }
 
-  void OnConsume(proton::delivery& d, proton::message& m, ReceiverEntry& r) {
-    auto env = MessageToEnvelope(m);
+  void OnConsume(proton::delivery& d, proton::message& m, absl::StatusOr<Envelope> env,
+                 ReceiverEntry& r) {
     if (!env.ok()) {
       ++invalid_messages_;
       DeadLetterRaw(d, m, r, env.status());
@@ -1470,22 +1479,23 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
     ReceiverEntry& r = *entry;
     ++r.unsettled;
-    if (absl::Status size = CheckSize(m, r); !size.ok()) {
+    absl::StatusOr<Envelope> env = MessageToEnvelope(m);
+    if (absl::Status size = CheckSize(m, env, r); !size.ok()) {
       RejectOversized(d, m, r, size);
       return;
     }
     switch (r.kind) {
       case Kind::kServe:
-        OnServe(d, m, r);
+        OnServe(d, m, std::move(env), r);
         break;
       case Kind::kReplies:
-        OnReplies(d, m, r);
+        OnReplies(d, m, std::move(env), r);
         break;
       case Kind::kInbox:
-        OnInbox(d, m, r);
+        OnInbox(d, std::move(env), r);
         break;
       case Kind::kConsume:
-        OnConsume(d, m, r);
+        OnConsume(d, m, std::move(env), r);
         break;
     }
   }
@@ -1532,7 +1542,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   std::atomic<int64_t> invalid_messages_{0};
 
-  // Container thread only: where CheckSize encodes a received message.
+  // Container thread only: where CheckSize encodes a received message that
+  // is not an envelope.
   static constexpr size_t kKeptBufferBytes = 1 << 20;
   std::vector<char> size_buffer_;
 

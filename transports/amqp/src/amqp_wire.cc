@@ -335,6 +335,57 @@ void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) 
   }
 }
 
+uint64_t EncodedSizeEstimate(const Envelope& env) {
+  // AMQP type codes and lengths: a string or binary of up to 255 bytes has
+  // 2 bytes of them, a longer one 5; timestamps and longs take 9.
+  auto sized = [](size_t n) -> uint64_t { return n + (n <= 255 ? 2 : 5); };
+  constexpr uint64_t kScalar = 9;
+  // Section descriptors, list and map headers, the durable header.
+  constexpr uint64_t kFraming = 20;
+  const uint64_t key_prefix = kCePrefix.size();
+  uint64_t size = kFraming + sized(env.data.size());
+  // Properties section: message-id, correlation-id, reply-to, content-type,
+  // creation-time.
+  size += sized(env.id.size()) + sized(env.correlation_id.size()) + sized(env.reply_to.size()) +
+          sized(env.data_content_type.size()) + kScalar;
+  // Application properties: `cloudEvents_<name>` = value.
+  auto property = [&](std::string_view name, size_t value_bytes) {
+    size += sized(key_prefix + name.size()) + sized(value_bytes);
+  };
+  auto optional = [&](std::string_view name, const std::string& value) {
+    if (!value.empty()) property(name, value.size());
+  };
+  property("id", env.id.size());
+  optional("source", env.source);
+  property("specversion", env.spec_version.size());
+  property("type", env.type.size());
+  size += sized(key_prefix + 4) + kScalar;  // time
+  optional("datacontenttype", env.data_content_type);
+  optional("subject", env.subject);
+  if (!env.traceparent.empty()) {  // the CloudEvents and the plain W3C key
+    property(attr::kTraceparent, env.traceparent.size());
+    size += sized(attr::kTraceparent.size()) + sized(env.traceparent.size());
+  }
+  if (!env.tracestate.empty()) {
+    property(attr::kTracestate, env.tracestate.size());
+    size += sized(attr::kTracestate.size()) + sized(env.tracestate.size());
+  }
+  optional(attr::kIdempotencyKey, env.idempotency_key);
+  if (env.has_deadline()) size += sized(key_prefix + attr::kExpiryTime.size()) + kScalar;
+  optional(attr::kCorrelationId, env.correlation_id);
+  optional(attr::kReplyTo, env.reply_to);
+  size += sized(key_prefix + attr::kAttempt.size()) + kScalar;
+  if (env.style != Style::kUnspecified) property(attr::kStyle, StyleName(env.style).size());
+  if (!env.status.ok()) {
+    size += sized(key_prefix + attr::kStatusCode.size()) + kScalar;
+    property(attr::kStatusMessage, env.status.message().size());
+  }
+  for (const auto& [name, value] : env.extensions) {
+    if (!name.empty() && KnownAttributes().count(name) == 0) property(name, value.size());
+  }
+  return size;
+}
+
 absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg) {
   try {
     return Decode(msg);

@@ -31,6 +31,14 @@ void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg);
 // attribute is missing or an attribute has the wrong type; never throws.
 [[nodiscard]] absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg);
 
+// The size of `env` encoded as EnvelopeToMessage writes it, estimated from
+// its parts without encoding: the payload, every attribute's value, and its
+// application-property key and type codes. Within a few percent of the
+// encoded size (tested against proton's encoder); a received message is
+// checked against `max_message_bytes` with this, because re-encoding it
+// cost more than decoding it.
+[[nodiscard]] uint64_t EncodedSizeEstimate(const Envelope& env);
+
 // Adds the dead-letter reason to a raw message that could not be mapped (so
 // nothing is lost, even when it is not a valid envelope).
 void AnnotateDeadLetter(const absl::Status& reason, proton::message* msg);

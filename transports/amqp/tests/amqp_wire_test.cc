@@ -116,6 +116,36 @@ proton::message Minimal() {
   return msg;
 }
 
+// The receive-side size check uses the estimate; it must stay close to what
+// proton's encoder writes, from a bare envelope to a large payload.
+TEST(AmqpWireTest, EncodedSizeEstimateIsCloseToTheEncodedSize) {
+  Envelope minimal;
+  minimal.id = "m-1";
+  minimal.type = "t";
+  Envelope request = FullEnvelope();
+  request.status = absl::OkStatus();
+  request.extensions.clear();
+  request.data = std::string(128, 'x');
+  Envelope large = FullEnvelope();
+  large.data = std::string(300'000, 'y');
+  const Envelope full = FullEnvelope();
+  Envelope long_values = FullEnvelope();
+  long_values.source = std::string(400, 's');
+  long_values.extensions["note"] = std::string(1000, 'n');
+  long_values.data = std::string(4096, 'z');
+  for (const Envelope* env :
+       std::vector<const Envelope*>{&minimal, &request, &full, &large, &long_values}) {
+    proton::message m;
+    EnvelopeToMessage(*env, /*durable=*/true, &m);
+    std::vector<char> bytes;
+    m.encode(bytes);
+    const double encoded = static_cast<double>(bytes.size());
+    const double estimate = static_cast<double>(EncodedSizeEstimate(*env));
+    EXPECT_GE(estimate, encoded * 0.97 - 16) << "payload " << env->data.size();
+    EXPECT_LE(estimate, encoded * 1.03 + 16) << "payload " << env->data.size();
+  }
+}
+
 TEST(AmqpWireTest, MinimalMessageIsValid) {
   auto out = MessageToEnvelope(Minimal());
   ASSERT_TRUE(out.ok()) << out.status();

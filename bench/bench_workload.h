@@ -121,10 +121,11 @@ struct RawOptions {
   std::string run_id;
   // nats: jetstream; amqp: unused.
   bool jetstream = false;
-  // nats: every message carries the header set a Switchboard envelope puts
-  // on the wire (CloudEvents binary mode, W3C trace context) and the
-  // receiver reads each header: separates the wire format's cost from the
-  // library's (`transport_bench --raw-headers`).
+  // nats and amqp: every message carries the headers (NATS) or application
+  // properties and message fields (AMQP) a Switchboard envelope puts on the
+  // wire (CloudEvents binary mode, W3C trace context) and the receiver reads
+  // each one: separates the wire format's cost from the library's
+  // (`transport_bench --raw-headers`).
   bool envelope_headers = false;
   std::string url;             // nats / amqp server
   std::string management_url;  // amqp

@@ -4,9 +4,15 @@
 //             message on a reply queue; the client's receiver gets the reply
 //   command   durable messages to a durable queue (UNSETTLED_STATE termini),
 //             accepted by the receiver
-//   event     messages to /topic/<key>; the receiver has its own queue
+//   event     durable messages to /topic/<key>, received from a durable queue
+//             bound to amq.topic (declared through the management API), as a
+//             Switchboard subscriber group receives them
 // One connection on one container thread. Proton objects are touched only on
 // that thread: callers hand sends over through the connection's work queue.
+// With `envelope_headers` each message carries what a Switchboard envelope
+// puts on an AMQP message (the message id, content type and creation time,
+// and the CloudEvents application properties, values of the same length)
+// and the receiver reads every property.
 #include <proton/connection.hpp>
 #include <proton/connection_options.hpp>
 #include <proton/container.hpp>
@@ -22,23 +28,83 @@
 #include <proton/transport.hpp>
 #include <proton/work_queue.hpp>
 
+#include <proton/codec/map.hpp>
+#include <proton/message_id.hpp>
+#include <proton/scalar.hpp>
+#include <proton/timestamp.hpp>
+
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "bench_workload.h"
+#include "management_client.h"
 
 namespace switchboard::bench {
 namespace {
 
 constexpr int kCredit = 256;
 
+// What transports/amqp/src/amqp_wire.cc (EnvelopeToMessage) writes for the
+// benchmark's operations; ids and times change per message.
+void AddEnvelopeProperties(Style style, uint64_t seq, proton::message* m) {
+  char id[40], trace[64], key[40];
+  std::snprintf(id, sizeof id, "0190f3a2-7c41-7b2e-9d1a-%012llx",
+                static_cast<unsigned long long>(seq));
+  std::snprintf(trace, sizeof trace, "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01",
+                static_cast<unsigned long long>(seq & 0xffff),
+                static_cast<unsigned long long>((seq >> 16) & 0xffff));
+  std::snprintf(key, sizeof key, "0190f3a2-7c41-7b2e-8e3f-%012llx",
+                static_cast<unsigned long long>(seq));
+  const proton::timestamp now(1'800'000'000'000 + static_cast<int64_t>(seq));
+  m->id(proton::message_id(std::string(id)));
+  m->creation_time(now);
+  auto& p = m->properties();
+  p.put("cloudEvents_id", std::string(id));
+  p.put("cloudEvents_source", std::string("//sbbench/bench-node"));
+  p.put("cloudEvents_specversion", std::string("1.0"));
+  p.put("cloudEvents_type", std::string("switchboard.test.v1.Echo.Echo"));
+  p.put("cloudEvents_time", now);
+  p.put("cloudEvents_datacontenttype", std::string("application/protobuf"));
+  p.put("cloudEvents_traceparent", std::string(trace));
+  p.put("traceparent", std::string(trace));
+  p.put("cloudEvents_idempotencykey", std::string(key));
+  p.put("cloudEvents_expirytime", now);
+  p.put("cloudEvents_attempt", int64_t{1});
+  p.put("cloudEvents_style", std::string(style == Style::kRequest   ? "request"
+                                         : style == Style::kCommand ? "command"
+                                                                    : "event"));
+}
+
+// Reads every application property back (what a receiver mapping them to an
+// envelope does); false when there are none.
+bool ReadAllProperties(const proton::message& m) {
+  std::map<std::string, proton::scalar> props;
+  proton::get(m.properties().value(), props);
+  size_t total = 0;
+  for (const auto& [k, v] : props) total += k.size() + proton::to_string(v).size();
+  return !props.empty() && total > 0;
+}
+
 class RawAmqp : public Workload, public proton::messaging_handler {
  public:
   static absl::StatusOr<std::unique_ptr<Workload>> Create(const RawOptions& o) {
     if (o.url.empty()) return absl::NotFoundError("SWITCHBOARD_TEST_AMQP_URL is not set");
     auto w = std::unique_ptr<RawAmqp>(new RawAmqp(o));
+    if (o.style == Style::kEvent) {
+      // The group queue, as the Switchboard transport provisions it.
+      auto mgmt = amqp::ManagementClient::Create(o.management_url, "guest", "guest");
+      if (!mgmt.ok()) return mgmt.status();
+      if (absl::Status s = (*mgmt)->DeclareQueue(w->event_queue_, /*durable=*/true,
+                                                 /*auto_delete=*/false);
+          !s.ok())
+        return s;
+      if (absl::Status s = (*mgmt)->Bind("amq.topic", w->event_queue_, w->event_key_); !s.ok())
+        return s;
+    }
     w->thread_ = std::thread([raw = w.get()] {
       try {
         raw->container_.run();
@@ -70,11 +136,12 @@ class RawAmqp : public Workload, public proton::messaging_handler {
 
   absl::Status RunOnce(int slot, uint64_t seq) override {
     std::string bytes = MakeRequest(slot, seq, options_.payload_bytes).SerializeAsString();
-    bool queued = work_queue_->add([this, bytes = std::move(bytes)]() mutable {
+    bool queued = work_queue_->add([this, seq, bytes = std::move(bytes)]() mutable {
       proton::message m;
       m.body(proton::binary(bytes.begin(), bytes.end()));
       m.content_type("application/protobuf");
-      if (options_.style == Style::kCommand) m.durable(true);
+      if (options_.envelope_headers) AddEnvelopeProperties(options_.style, seq, &m);
+      if (options_.style != Style::kRequest) m.durable(true);
       if (options_.style == Style::kRequest) m.reply_to(reply_address_);
       client_sender_.send(m);
     });
@@ -89,6 +156,8 @@ class RawAmqp : public Workload, public proton::messaging_handler {
     std::string base = "rawbench." + o.run_id + "." + kind;
     if (o.style == Style::kEvent) {
       address_ = "/topic/" + base;
+      event_key_ = base;
+      event_queue_ = base + ".group";
     } else {
       address_ = "/queue/" + base;
     }
@@ -132,8 +201,8 @@ class RawAmqp : public Workload, public proton::messaging_handler {
       so.target(proton::target_options().durability_mode(proton::target::UNSETTLED_STATE));
       ro.source(proton::source_options().durability_mode(proton::source::UNSETTLED_STATE));
     }
-    // The consumer first, so that a topic's queue exists before anything is sent.
-    server_receiver_ = conn.open_receiver(address_, ro);
+    server_receiver_ = conn.open_receiver(
+        options_.style == Style::kEvent ? "/amq/queue/" + event_queue_ : address_, ro);
     client_sender_ = conn.open_sender(address_, so);
     if (options_.style == Style::kRequest) {
       server_sender_ = conn.open_sender(reply_address_, proton::sender_options());
@@ -152,6 +221,7 @@ class RawAmqp : public Workload, public proton::messaging_handler {
   void on_receiver_open(proton::receiver&) override { LinkOpened(); }
 
   void on_message(proton::delivery& d, proton::message& m) override {
+    if (options_.envelope_headers && !ReadAllProperties(m)) return;
     proton::binary body = proton::get<proton::binary>(m.body());
     std::string bytes(body.begin(), body.end());
     if (options_.style == Style::kRequest && d.receiver() == server_receiver_) {
@@ -160,6 +230,7 @@ class RawAmqp : public Workload, public proton::messaging_handler {
       proton::message out;
       out.body(proton::binary(reply->begin(), reply->end()));
       out.content_type("application/protobuf");
+      if (options_.envelope_headers) AddEnvelopeProperties(options_.style, replies_++, &out);
       server_sender_.send(out);
       return;
     }
@@ -182,6 +253,7 @@ class RawAmqp : public Workload, public proton::messaging_handler {
   SlotSignals signals_;
   std::string url_, user_, password_;
   std::string address_, reply_address_;
+  std::string event_key_, event_queue_;  // events: the routing key and the group queue
   int links_needed_ = 2;
   proton::container container_{*this};
   std::thread thread_;
@@ -190,6 +262,7 @@ class RawAmqp : public Workload, public proton::messaging_handler {
   proton::work_queue* work_queue_ = nullptr;
   proton::sender client_sender_, server_sender_;
   proton::receiver server_receiver_, client_receiver_;
+  uint64_t replies_ = 0;  // container thread only
   std::mutex mu_;
   std::condition_variable cv_;
   int links_open_ = 0;

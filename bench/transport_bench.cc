@@ -7,7 +7,7 @@
 //                   [--styles=request,command,event] [--payloads=128,4096]
 //                   [--concurrency=1,16] [--only=raw|sb]      (one row, for perf)
 //                   [--inline-handlers]   (HandlerOptions.inline_execution on the sb side)
-//                   [--raw-headers]   (raw cnats messages carry an envelope's headers)
+//                   [--raw-headers]   (raw cnats / Proton messages carry an envelope's headers)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw]                          (requests only, for callgrind)
 //
@@ -908,6 +908,7 @@ absl::StatusOr<std::unique_ptr<Workload>> MakeRaw(const std::string& transport, 
   if (transport == "amqp") {
     o.url = env.amqp_url;
     o.management_url = env.amqp_mgmt;
+    o.envelope_headers = env.raw_headers;
     return MakeRawAmqp(o);
   }
   return absl::InvalidArgumentError("unknown transport " + transport);
@@ -963,7 +964,8 @@ int Main(int argc, char** argv) {
   std::vector<std::string> notes;
   if (flags.raw_headers)
     notes.push_back("--raw-headers: the raw NATS messages carry the header set of a Switchboard "
-                    "envelope (13 headers) and the raw receivers read every header");
+                    "envelope (13 headers), the raw AMQP messages its application properties "
+                    "and message fields, and the raw receivers read every one");
   std::printf("transport_bench: %d rounds x %.2f s per side, median of rounds; load %s\n",
               flags.rounds, flags.seconds, machine.load_start.c_str());
   std::printf("%s", TableText({}, false).c_str());

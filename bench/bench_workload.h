@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -114,6 +115,26 @@ inline absl::StatusOr<std::string> EchoBytes(const std::string& request_bytes) {
 
 // Raw baselines, each built only when its library is part of the build.
 // They return NotFound when the style is not a thing the library does.
+// The ids a Switchboard envelope carries (message id, traceparent,
+// idempotency key), of the same length and changing per message: what the
+// raw baselines put on the wire with `envelope_headers`.
+struct EnvelopeLikeIds {
+  char id[40];
+  char trace[64];
+  char key[40];
+};
+
+inline EnvelopeLikeIds MakeEnvelopeLikeIds(uint64_t seq) {
+  EnvelopeLikeIds ids;
+  const auto n = static_cast<unsigned long long>(seq);
+  std::snprintf(ids.id, sizeof ids.id, "0190f3a2-7c41-7b2e-9d1a-%012llx", n);
+  std::snprintf(ids.trace, sizeof ids.trace,
+                "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01", n & 0xffff,
+                (n >> 16) & 0xffff);
+  std::snprintf(ids.key, sizeof ids.key, "0190f3a2-7c41-7b2e-8e3f-%012llx", n);
+  return ids;
+}
+
 struct RawOptions {
   Style style = Style::kRequest;
   size_t payload_bytes = 128;

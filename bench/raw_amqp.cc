@@ -35,7 +35,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -51,27 +50,21 @@ constexpr int kCredit = 256;
 // What transports/amqp/src/amqp_wire.cc (EnvelopeToMessage) writes for the
 // benchmark's operations; ids and times change per message.
 void AddEnvelopeProperties(Style style, uint64_t seq, proton::message* m) {
-  char id[40], trace[64], key[40];
-  std::snprintf(id, sizeof id, "0190f3a2-7c41-7b2e-9d1a-%012llx",
-                static_cast<unsigned long long>(seq));
-  std::snprintf(trace, sizeof trace, "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01",
-                static_cast<unsigned long long>(seq & 0xffff),
-                static_cast<unsigned long long>((seq >> 16) & 0xffff));
-  std::snprintf(key, sizeof key, "0190f3a2-7c41-7b2e-8e3f-%012llx",
-                static_cast<unsigned long long>(seq));
+  const EnvelopeLikeIds ids = MakeEnvelopeLikeIds(seq);
+  const std::string id = ids.id, trace = ids.trace, key = ids.key;
   const proton::timestamp now(1'800'000'000'000 + static_cast<int64_t>(seq));
-  m->id(proton::message_id(std::string(id)));
+  m->id(proton::message_id(id));
   m->creation_time(now);
   auto& p = m->properties();
-  p.put("cloudEvents_id", std::string(id));
+  p.put("cloudEvents_id", id);
   p.put("cloudEvents_source", std::string("//sbbench/bench-node"));
   p.put("cloudEvents_specversion", std::string("1.0"));
   p.put("cloudEvents_type", std::string("switchboard.test.v1.Echo.Echo"));
   p.put("cloudEvents_time", now);
   p.put("cloudEvents_datacontenttype", std::string("application/protobuf"));
-  p.put("cloudEvents_traceparent", std::string(trace));
-  p.put("traceparent", std::string(trace));
-  p.put("cloudEvents_idempotencykey", std::string(key));
+  p.put("cloudEvents_traceparent", trace);
+  p.put("traceparent", trace);
+  p.put("cloudEvents_idempotencykey", key);
   p.put("cloudEvents_expirytime", now);
   p.put("cloudEvents_attempt", int64_t{1});
   p.put("cloudEvents_style", std::string(style == Style::kRequest   ? "request"

@@ -37,14 +37,11 @@ struct HeaderSet {
 };
 
 HeaderSet EnvelopeLikeHeaders(Style style, uint64_t seq) {
-  char id[40], trace[64], key[40], time[40];
-  std::snprintf(id, sizeof id, "0190f3a2-7c41-7b2e-9d1a-%012llx",
-                static_cast<unsigned long long>(seq));
-  std::snprintf(trace, sizeof trace, "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01",
-                static_cast<unsigned long long>(seq & 0xffff),
-                static_cast<unsigned long long>((seq >> 16) & 0xffff));
-  std::snprintf(key, sizeof key, "0190f3a2-7c41-7b2e-8e3f-%012llx",
-                static_cast<unsigned long long>(seq));
+  const EnvelopeLikeIds ids = MakeEnvelopeLikeIds(seq);
+  const char* id = ids.id;
+  const char* trace = ids.trace;
+  const char* key = ids.key;
+  char time[40];
   std::snprintf(time, sizeof time, "2026-11-23T14:%02llu:%02llu.123456Z",
                 static_cast<unsigned long long>(seq / 60 % 60),
                 static_cast<unsigned long long>(seq % 60));

@@ -113,8 +113,6 @@ inline absl::StatusOr<std::string> EchoBytes(const std::string& request_bytes) {
   return reply.SerializeAsString();
 }
 
-// Raw baselines, each built only when its library is part of the build.
-// They return NotFound when the style is not a thing the library does.
 // The ids a Switchboard envelope carries (message id, traceparent,
 // idempotency key), of the same length and changing per message: what the
 // raw baselines put on the wire with `envelope_headers`.
@@ -135,6 +133,8 @@ inline EnvelopeLikeIds MakeEnvelopeLikeIds(uint64_t seq) {
   return ids;
 }
 
+// Raw baselines, each built only when its library is part of the build.
+// They return NotFound when the style is not a thing the library does.
 struct RawOptions {
   Style style = Style::kRequest;
   size_t payload_bytes = 128;

@@ -92,7 +92,7 @@ struct Options {
   absl::Duration idle_timeout;
   absl::Duration close_timeout;
   absl::Duration connect_timeout;
-  // Larger received messages (encoded size, estimated for envelopes) are rejected.
+  // Larger received messages (encoded size, counted from their parts) are rejected.
   uint64_t max_message_bytes = uint64_t{8} << 20;
 };
 
@@ -1106,14 +1106,14 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   // ResourceExhausted naming `max_message_bytes` when the message, encoded
   // as on the wire, is larger than the limit. Proton hands over a decoded
   // message without its size, and encoding it again cost more than the
-  // decode, so a valid envelope's size is estimated from its parts
-  // (EncodedSizeEstimate, within a few percent); only a message that is not
-  // one is encoded to be measured.
-  absl::Status CheckSize(const proton::message& m, const absl::StatusOr<Envelope>& env,
+  // decode, so the size MessageToEnvelope counted from the message's parts
+  // is used (`counted`); a message it could not count (not an envelope, or
+  // with annotations) is encoded to be measured.
+  absl::Status CheckSize(const proton::message& m, std::optional<uint64_t> counted,
                          const ReceiverEntry& r) {
     uint64_t size;
-    if (env.ok()) {
-      size = EncodedSizeEstimate(*env);
+    if (counted.has_value()) {
+      size = *counted;
     } else {
       m.encode(size_buffer_);
       size = size_buffer_.size();
@@ -1479,8 +1479,9 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
     ReceiverEntry& r = *entry;
     ++r.unsettled;
-    absl::StatusOr<Envelope> env = MessageToEnvelope(m);
-    if (absl::Status size = CheckSize(m, env, r); !size.ok()) {
+    std::optional<uint64_t> wire_bytes;
+    absl::StatusOr<Envelope> env = MessageToEnvelope(m, &wire_bytes);
+    if (absl::Status size = CheckSize(m, wire_bytes, r); !size.ok()) {
       RejectOversized(d, m, r, size);
       return;
     }
@@ -1542,8 +1543,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   std::atomic<int64_t> invalid_messages_{0};
 
-  // Container thread only: where CheckSize encodes a received message that
-  // is not an envelope.
+  // Container thread only: where CheckSize encodes a received message it
+  // could not count.
   static constexpr size_t kKeptBufferBytes = 1 << 20;
   std::vector<char> size_buffer_;
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 #include <vector>
@@ -194,7 +195,49 @@ std::string MessageIdString(const proton::message_id& id) {
   }
 }
 
-absl::StatusOr<Envelope> Decode(const proton::message& msg) {
+// AMQP type codes and lengths: a string, symbol or binary of up to 255
+// bytes has 2 bytes of them, a longer one 5.
+uint64_t Sized(size_t n) { return n + (n <= 255 ? 2 : 5); }
+
+uint64_t ScalarBytes(const proton::scalar& s) {
+  switch (s.type()) {
+    case proton::STRING:
+      return Sized(proton::get<std::string>(s).size());
+    case proton::SYMBOL:
+      return Sized(proton::get<proton::symbol>(s).size());
+    case proton::BINARY:
+      return Sized(proton::get<proton::binary>(s).size());
+    case proton::UUID:
+    case proton::DECIMAL128:
+      return 17;
+    default:
+      return 9;  // the widest of the remaining fixed-size types
+  }
+}
+
+// The received message's size as encoded, counted from its parts: the body,
+// every field of the properties section, every application property (mapped
+// to the envelope or not). Unset when it has annotations, which this does not
+// count (the caller then encodes the message to measure it).
+std::optional<uint64_t> ReceivedSize(const proton::message& msg, const PropList& props,
+                                     size_t body_bytes) {
+  if (!msg.message_annotations().empty() || !msg.delivery_annotations().empty()) {
+    return std::nullopt;
+  }
+  constexpr uint64_t kFraming = 16;  // section descriptors, list and map headers, the header
+  constexpr uint64_t kTimes = 3 * 9;  // absolute-expiry-time, creation-time, group-sequence
+  uint64_t size = kFraming + kTimes + Sized(body_bytes);
+  for (const std::string& field :
+       {MessageIdString(msg.id()), MessageIdString(msg.correlation_id()), msg.reply_to(),
+        msg.content_type(), msg.to(), msg.subject(), msg.user(), msg.group_id(),
+        msg.reply_to_group_id(), msg.content_encoding()}) {
+    if (!field.empty()) size += Sized(field.size());
+  }
+  for (const auto& [key, value] : props) size += Sized(key.size()) + ScalarBytes(value);
+  return size;
+}
+
+absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64_t>* wire_bytes) {
   PropList props;
   const proton::value& pv = msg.properties().value();
   if (!pv.empty()) {
@@ -309,6 +352,7 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg) {
   }
 
   if (auto s = ValidateEnvelope(env); !s.ok()) return s;
+  if (wire_bytes != nullptr) *wire_bytes = ReceivedSize(msg, props, env.data.size());
   return env;
 }
 
@@ -364,60 +408,11 @@ void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) 
   }
 }
 
-uint64_t EncodedSizeEstimate(const Envelope& env) {
-  // AMQP type codes and lengths: a string or binary of up to 255 bytes has
-  // 2 bytes of them, a longer one 5; timestamps and longs take 9.
-  auto sized = [](size_t n) -> uint64_t { return n + (n <= 255 ? 2 : 5); };
-  constexpr uint64_t kScalar = 9;
-  // Section descriptors, list and map headers, the durable header.
-  constexpr uint64_t kFraming = 20;
-  const uint64_t key_prefix = kCePrefix.size();
-  uint64_t size = kFraming + sized(env.data.size());
-  // Properties section: message-id, correlation-id, reply-to, content-type,
-  // creation-time.
-  size += sized(env.id.size()) + sized(env.correlation_id.size()) + sized(env.reply_to.size()) +
-          sized(env.data_content_type.size()) + kScalar;
-  // Application properties: `cloudEvents_<name>` = value.
-  auto property = [&](std::string_view name, size_t value_bytes) {
-    size += sized(key_prefix + name.size()) + sized(value_bytes);
-  };
-  auto optional = [&](std::string_view name, const std::string& value) {
-    if (!value.empty()) property(name, value.size());
-  };
-  property("id", env.id.size());
-  optional("source", env.source);
-  property("specversion", env.spec_version.size());
-  property("type", env.type.size());
-  size += sized(key_prefix + 4) + kScalar;  // time
-  optional("datacontenttype", env.data_content_type);
-  optional("subject", env.subject);
-  if (!env.traceparent.empty()) {  // the CloudEvents and the plain W3C key
-    property(attr::kTraceparent, env.traceparent.size());
-    size += sized(attr::kTraceparent.size()) + sized(env.traceparent.size());
-  }
-  if (!env.tracestate.empty()) {
-    property(attr::kTracestate, env.tracestate.size());
-    size += sized(attr::kTracestate.size()) + sized(env.tracestate.size());
-  }
-  optional(attr::kIdempotencyKey, env.idempotency_key);
-  if (env.has_deadline()) size += sized(key_prefix + attr::kExpiryTime.size()) + kScalar;
-  optional(attr::kCorrelationId, env.correlation_id);
-  optional(attr::kReplyTo, env.reply_to);
-  size += sized(key_prefix + attr::kAttempt.size()) + kScalar;
-  if (env.style != Style::kUnspecified) property(attr::kStyle, StyleName(env.style).size());
-  if (!env.status.ok()) {
-    size += sized(key_prefix + attr::kStatusCode.size()) + kScalar;
-    property(attr::kStatusMessage, env.status.message().size());
-  }
-  for (const auto& [name, value] : env.extensions) {
-    if (!name.empty() && KnownAttributes().count(name) == 0) property(name, value.size());
-  }
-  return size;
-}
-
-absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg) {
+absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg,
+                                           std::optional<uint64_t>* wire_bytes) {
+  if (wire_bytes != nullptr) wire_bytes->reset();
   try {
-    return Decode(msg);
+    return Decode(msg, wire_bytes);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("AMQP message is not a valid envelope: ", e.what()));

@@ -11,6 +11,9 @@
 // Thread safety: pure functions, callable from any thread.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+
 #include <string>
 #include <string_view>
 
@@ -29,15 +32,15 @@ void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg);
 
 // Reads an envelope. InvalidArgument naming the attribute when a required
 // attribute is missing or an attribute has the wrong type; never throws.
-[[nodiscard]] absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg);
-
-// The size of `env` encoded as EnvelopeToMessage writes it, estimated from
-// its parts without encoding: the payload, every attribute's value, and its
-// application-property key and type codes. Within a few percent of the
-// encoded size (tested against proton's encoder); a received message is
-// checked against `max_message_bytes` with this, because re-encoding it
-// cost more than decoding it.
-[[nodiscard]] uint64_t EncodedSizeEstimate(const Envelope& env);
+//
+// With `wire_bytes`, a valid envelope also gets the message's size as
+// encoded, counted from its parts (the body, every properties-section field,
+// every application property, mapped or not) without encoding it again:
+// within a few percent of proton's encoding (tested). It stays unset when
+// the envelope is invalid or the message has annotations, which are not
+// counted; the receiver then encodes the message to measure it.
+[[nodiscard]] absl::StatusOr<Envelope> MessageToEnvelope(
+    const proton::message& msg, std::optional<uint64_t>* wire_bytes = nullptr);
 
 // Adds the dead-letter reason to a raw message that could not be mapped (so
 // nothing is lost, even when it is not a valid envelope).

@@ -1,12 +1,15 @@
 // The Envelope <-> AMQP message mapping, without a broker.
 #include "amqp_wire.h"
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "address_scheme.h"
 #include "gtest/gtest.h"
 #include "switchboard/testing/envelope_testing.h"
+#include "proton/annotation_key.hpp"
 #include "proton/binary.hpp"
 #include "proton/codec/vector.hpp"
 #include "proton/message.hpp"
@@ -116,9 +119,20 @@ proton::message Minimal() {
   return msg;
 }
 
-// The receive-side size check uses the estimate; it must stay close to what
-// proton's encoder writes, from a bare envelope to a large payload.
-TEST(AmqpWireTest, EncodedSizeEstimateIsCloseToTheEncodedSize) {
+// Encodes `m` and decodes it again, as a receiver gets it; `bytes` is the
+// encoded size.
+proton::message AsReceived(const proton::message& m, size_t* bytes) {
+  std::vector<char> wire;
+  m.encode(wire);
+  *bytes = wire.size();
+  proton::message received;
+  received.decode(wire);
+  return received;
+}
+
+// The receive-side size check uses the counted size; it must stay close to
+// what proton's encoder writes, from a bare envelope to a large payload.
+TEST(AmqpWireTest, CountedSizeIsCloseToTheEncodedSize) {
   Envelope minimal;
   minimal.id = "m-1";
   minimal.type = "t";
@@ -137,13 +151,52 @@ TEST(AmqpWireTest, EncodedSizeEstimateIsCloseToTheEncodedSize) {
        std::vector<const Envelope*>{&minimal, &request, &full, &large, &long_values}) {
     proton::message m;
     EnvelopeToMessage(*env, /*durable=*/true, &m);
-    std::vector<char> bytes;
-    m.encode(bytes);
-    const double encoded = static_cast<double>(bytes.size());
-    const double estimate = static_cast<double>(EncodedSizeEstimate(*env));
-    EXPECT_GE(estimate, encoded * 0.97 - 16) << "payload " << env->data.size();
-    EXPECT_LE(estimate, encoded * 1.03 + 16) << "payload " << env->data.size();
+    size_t encoded = 0;
+    std::optional<uint64_t> counted;
+    ASSERT_TRUE(MessageToEnvelope(AsReceived(m, &encoded), &counted).ok());
+    ASSERT_TRUE(counted.has_value());
+    EXPECT_GE(static_cast<double>(*counted), encoded * 0.97 - 16) << "payload " << env->data.size();
+    EXPECT_LE(static_cast<double>(*counted), encoded * 1.03 + 16) << "payload " << env->data.size();
   }
+}
+
+// What the envelope does not keep still counts: a large property the mapping
+// ignores, or a large properties-section field, cannot slip a message past
+// `max_message_bytes`.
+TEST(AmqpWireTest, CountedSizeIncludesWhatTheEnvelopeDoesNotKeep) {
+  proton::message m;
+  EnvelopeToMessage(FullEnvelope(), /*durable=*/false, &m);
+  m.properties().put("x-not-ours", std::string(200'000, 'p'));
+  m.properties().put("cloudEvents_binaryext", proton::binary(std::string(100'000, 'b')));
+  m.subject(std::string(50'000, 's'));
+  size_t encoded = 0;
+  std::optional<uint64_t> counted;
+  ASSERT_TRUE(MessageToEnvelope(AsReceived(m, &encoded), &counted).ok());
+  ASSERT_TRUE(counted.has_value());
+  EXPECT_GT(encoded, 350'000u);
+  EXPECT_GE(static_cast<double>(*counted), encoded * 0.97);
+}
+
+// Annotations are not counted: the size stays unset, so the receiver encodes
+// the message to measure it. So does an invalid envelope.
+TEST(AmqpWireTest, SizeIsNotCountedWithAnnotationsOrForAnInvalidEnvelope) {
+  proton::message m;
+  EnvelopeToMessage(FullEnvelope(), /*durable=*/false, &m);
+  m.message_annotations().put(proton::annotation_key(proton::symbol("x-opt-big")),
+                              std::string(100'000, 'a'));
+  size_t encoded = 0;
+  std::optional<uint64_t> counted = 1;
+  ASSERT_TRUE(MessageToEnvelope(AsReceived(m, &encoded), &counted).ok());
+  EXPECT_FALSE(counted.has_value());
+
+  counted = 1;
+  EXPECT_EQ(MessageToEnvelope(Minimal(), &counted).status().code(), absl::StatusCode::kOk);
+  proton::message no_id = Minimal();
+  no_id.properties().erase("cloudEvents_id");
+  counted = 1;
+  EXPECT_EQ(MessageToEnvelope(no_id, &counted).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(counted.has_value());
 }
 
 TEST(AmqpWireTest, MinimalMessageIsValid) {

@@ -936,8 +936,11 @@ int Main(int argc, char** argv) {
     // valgrind --tool=callgrind transport_bench --profile-calls=20000: requests of 128 B, one
     // at a time, through a node (or the raw library with --profile-raw).
     int failed = 0;
+    // Raw workloads stay alive until _Exit, as in the full run: a raw Proton
+    // workload leaves its container thread running, which must not outlive it.
+    absl::StatusOr<std::unique_ptr<Workload>> raw = absl::UnknownError("unused");
     if (flags.profile_raw) {
-      auto raw = MakeRaw(flags.profile_transport, Style::kRequest, 128, env);
+      raw = MakeRaw(flags.profile_transport, Style::kRequest, 128, env);
       if (!raw.ok()) {
         std::cerr << raw.status() << "\n";
         return 1;

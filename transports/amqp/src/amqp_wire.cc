@@ -11,7 +11,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/container/inlined_vector.h"
 #include "proton/binary.hpp"
+#include "proton/codec.h"
+#include "proton/codec/decoder.hpp"
 #include "proton/codec/map.hpp"
 #include "proton/codec/vector.hpp"
 #include "proton/message_id.hpp"
@@ -25,25 +28,105 @@
 namespace switchboard::amqp {
 namespace {
 
+// A view of a proton::value's decoded data (pn_data_t), read with Proton's
+// C codec: it hands out strings in place, where the C++ decoder copies each
+// key and value into a std::string or proton::scalar (six allocations per
+// property on this path).
+class DataView : public proton::codec::decoder {
+ public:
+  explicit DataView(const proton::value& v) : decoder(v) {}
+  pn_data_t* data() const { return pn_object(); }
+};
+
+std::string_view View(pn_bytes_t b) { return std::string_view(b.start, b.size); }
+
+// One received application property, viewed in the message's decoded data:
+// valid while the message is neither changed nor freed.
+struct Prop {
+  std::string_view key;
+  pn_type_t type = PN_NULL;
+  std::string_view bytes;  // PN_STRING, PN_SYMBOL, PN_BINARY
+  int64_t num = 0;         // signed integers; PN_TIMESTAMP in milliseconds
+  uint64_t unum = 0;       // unsigned integers
+  bool flag = false;       // PN_BOOL
+};
+
 // A received message's application properties, decoded once in wire order
 // (no map: a message has about fifteen, and lookups compare in place).
-using PropList = std::vector<std::pair<std::string, proton::scalar>>;
+using PropList = absl::InlinedVector<Prop, 24>;
+
+// Reads the application-properties map of `pv` into `props`. AMQP allows
+// only string keys and simple values there; anything else makes the message
+// invalid.
+absl::Status ReadProps(const proton::value& pv, PropList* props) {
+  DataView view(pv);
+  pn_data_t* d = view.data();
+  pn_data_rewind(d);
+  if (!pn_data_next(d)) return absl::OkStatus();
+  if (pn_data_type(d) != PN_MAP) {
+    return absl::InvalidArgumentError(absl::StrCat("AMQP application-properties must be a map, got ",
+                                                   pn_type_name(pn_data_type(d))));
+  }
+  const size_t count = pn_data_get_map(d) / 2;
+  pn_data_enter(d);
+  for (size_t i = 0; i < count; ++i) {
+    Prop p;
+    if (!pn_data_next(d)) break;
+    switch (pn_data_type(d)) {
+      case PN_STRING: p.key = View(pn_data_get_string(d)); break;
+      case PN_SYMBOL: p.key = View(pn_data_get_symbol(d)); break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "AMQP application property key must be a string, got ", pn_type_name(pn_data_type(d))));
+    }
+    if (!pn_data_next(d)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("AMQP application property ", Sv(p.key), " has no value"));
+    }
+    p.type = pn_data_type(d);
+    switch (p.type) {
+      case PN_STRING: p.bytes = View(pn_data_get_string(d)); break;
+      case PN_SYMBOL: p.bytes = View(pn_data_get_symbol(d)); break;
+      case PN_BINARY: p.bytes = View(pn_data_get_binary(d)); break;
+      case PN_BOOL: p.flag = pn_data_get_bool(d); break;
+      case PN_BYTE: p.num = pn_data_get_byte(d); break;
+      case PN_SHORT: p.num = pn_data_get_short(d); break;
+      case PN_INT: p.num = pn_data_get_int(d); break;
+      case PN_LONG: p.num = pn_data_get_long(d); break;
+      case PN_TIMESTAMP: p.num = pn_data_get_timestamp(d); break;
+      case PN_UBYTE: p.unum = pn_data_get_ubyte(d); break;
+      case PN_USHORT: p.unum = pn_data_get_ushort(d); break;
+      case PN_UINT: p.unum = pn_data_get_uint(d); break;
+      case PN_ULONG: p.unum = pn_data_get_ulong(d); break;
+      case PN_NULL: case PN_CHAR: case PN_FLOAT: case PN_DOUBLE: case PN_DECIMAL32:
+      case PN_DECIMAL64: case PN_DECIMAL128: case PN_UUID:
+        break;  // kept, typed, for the size count; no attribute uses them
+      default:
+        return absl::InvalidArgumentError(absl::StrCat("AMQP application property ", Sv(p.key),
+                                                       " must be a simple value, got ",
+                                                       pn_type_name(p.type)));
+    }
+    props->push_back(p);
+  }
+  pn_data_exit(d);
+  return absl::OkStatus();
+}
 
 // The entry named `key`, or null.
-const proton::scalar* FindPlain(const PropList& props, std::string_view key) {
-  for (const auto& [k, v] : props) {
-    if (k == key) return &v;
+const Prop* FindPlain(const PropList& props, std::string_view key) {
+  for (const Prop& p : props) {
+    if (p.key == key) return &p;
   }
   return nullptr;
 }
 
 // The entry `cloudEvents_<attribute>`, or null.
-const proton::scalar* Find(const PropList& props, std::string_view attribute) {
+const Prop* Find(const PropList& props, std::string_view attribute) {
   const size_t prefix = kCePrefix.size();
-  for (const auto& [k, v] : props) {
-    if (k.size() == prefix + attribute.size() && std::string_view(k).substr(prefix) == attribute &&
-        std::string_view(k).substr(0, prefix) == kCePrefix) {
-      return &v;
+  for (const Prop& p : props) {
+    if (p.key.size() == prefix + attribute.size() && p.key.substr(prefix) == attribute &&
+        p.key.substr(0, prefix) == kCePrefix) {
+      return &p;
     }
   }
   return nullptr;
@@ -66,48 +149,44 @@ const std::set<std::string, std::less<>>& KnownAttributes() {
   return *known;
 }
 
-bool IsStringType(proton::type_id t) { return t == proton::STRING || t == proton::SYMBOL; }
+bool IsStringType(pn_type_t t) { return t == PN_STRING || t == PN_SYMBOL; }
 
-bool IsIntegerType(proton::type_id t) {
+bool IsIntegerType(pn_type_t t) {
   switch (t) {
-    case proton::BYTE: case proton::UBYTE: case proton::SHORT: case proton::USHORT:
-    case proton::INT: case proton::UINT: case proton::LONG: case proton::ULONG:
+    case PN_BYTE: case PN_UBYTE: case PN_SHORT: case PN_USHORT:
+    case PN_INT: case PN_UINT: case PN_LONG: case PN_ULONG:
       return true;
     default:
       return false;
   }
 }
 
-std::string ScalarString(const proton::scalar& s) {
-  return s.type() == proton::SYMBOL ? std::string(proton::get<proton::symbol>(s))
-                                    : proton::get<std::string>(s);
+bool IsUnsigned(pn_type_t t) {
+  return t == PN_UBYTE || t == PN_USHORT || t == PN_UINT || t == PN_ULONG;
 }
 
-absl::Status WrongType(std::string_view attribute, std::string_view want, const proton::scalar& s) {
+absl::Status WrongType(std::string_view attribute, std::string_view want, const Prop& p) {
   return absl::InvalidArgumentError(absl::StrCat("AMQP application property ", Key(attribute),
                                                  " must be ", Sv(want), ", got ",
-                                                 proton::type_name(s.type())));
+                                                 pn_type_name(p.type)));
 }
 
 // Returns NotFound when absent (callers decide whether that is an error).
 // (A NotFound without a message: nothing to allocate for the usual absent
 // optional attribute.)
-absl::StatusOr<std::string> ReadString(const PropList& props, std::string_view attribute) {
-  const proton::scalar* s = Find(props, attribute);
-  if (s == nullptr) return absl::NotFoundError("");
-  if (!IsStringType(s->type())) return WrongType(attribute, "a string", *s);
-  return ScalarString(*s);
+absl::StatusOr<std::string_view> ReadString(const PropList& props, std::string_view attribute) {
+  const Prop* p = Find(props, attribute);
+  if (p == nullptr) return absl::NotFoundError("");
+  if (!IsStringType(p->type)) return WrongType(attribute, "a string", *p);
+  return p->bytes;
 }
 
 absl::StatusOr<absl::Time> ReadTime(const PropList& props, std::string_view attribute) {
-  const proton::scalar* found = Find(props, attribute);
-  if (found == nullptr) return absl::NotFoundError("");
-  const proton::scalar& s = *found;
-  if (s.type() == proton::TIMESTAMP) {
-    return absl::FromUnixMillis(proton::get<proton::timestamp>(s).milliseconds());
-  }
-  if (IsStringType(s.type())) {
-    auto t = ParseRfc3339(ScalarString(s));
+  const Prop* p = Find(props, attribute);
+  if (p == nullptr) return absl::NotFoundError("");
+  if (p->type == PN_TIMESTAMP) return absl::FromUnixMillis(p->num);
+  if (IsStringType(p->type)) {
+    auto t = ParseRfc3339(p->bytes);
     if (!t.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("AMQP application property ", Key(attribute),
                                                      " is not an RFC 3339 time: ",
@@ -115,35 +194,33 @@ absl::StatusOr<absl::Time> ReadTime(const PropList& props, std::string_view attr
     }
     return *t;
   }
-  return WrongType(attribute, "a timestamp or an RFC 3339 string", s);
+  return WrongType(attribute, "a timestamp or an RFC 3339 string", *p);
 }
 
 absl::StatusOr<int64_t> ReadInt(const PropList& props, std::string_view attribute) {
-  const proton::scalar* found = Find(props, attribute);
-  if (found == nullptr) return absl::NotFoundError("");
-  const proton::scalar& s = *found;
-  if (IsIntegerType(s.type())) {
-    if (s.type() == proton::ULONG) {
-      uint64_t u = proton::get<uint64_t>(s);
-      if (u > static_cast<uint64_t>(INT64_MAX)) return WrongType(attribute, "a long in range", s);
-      return static_cast<int64_t>(u);
+  const Prop* p = Find(props, attribute);
+  if (p == nullptr) return absl::NotFoundError("");
+  if (IsUnsigned(p->type)) {
+    if (p->unum > static_cast<uint64_t>(INT64_MAX)) {
+      return WrongType(attribute, "a long in range", *p);
     }
-    return proton::coerce<int64_t>(s);
+    return static_cast<int64_t>(p->unum);
   }
-  if (IsStringType(s.type())) {
+  if (IsIntegerType(p->type)) return p->num;
+  if (IsStringType(p->type)) {
     int64_t v = 0;
-    if (absl::SimpleAtoi(ScalarString(s), &v)) return v;
+    if (absl::SimpleAtoi(Sv(p->bytes), &v)) return v;
     return absl::InvalidArgumentError(
         absl::StrCat("AMQP application property ", Key(attribute), " is not an integer"));
   }
-  return WrongType(attribute, "a long", s);
+  return WrongType(attribute, "a long", *p);
 }
 
 // Absent is fine (empty); a wrong type is not.
 absl::Status ReadOptionalString(const PropList& props, std::string_view attribute, std::string* out) {
   auto v = ReadString(props, attribute);
   if (v.ok()) {
-    *out = *std::move(v);
+    out->assign(v->data(), v->size());
     return absl::OkStatus();
   }
   return absl::IsNotFound(v.status()) ? absl::OkStatus() : v.status();
@@ -160,24 +237,22 @@ absl::Status ReadRequiredString(const PropList& props, std::string_view attribut
     return absl::InvalidArgumentError(
         absl::StrCat("AMQP application property ", Key(attribute), " is empty"));
   }
-  *out = *std::move(v);
+  out->assign(v->data(), v->size());
   return absl::OkStatus();
 }
 
 // Extension values other than strings keep their canonical string form.
-bool ExtensionString(const proton::scalar& s, std::string* out) {
-  if (IsStringType(s.type())) {
-    *out = ScalarString(s);
-  } else if (s.type() == proton::BOOLEAN) {
-    *out = proton::get<bool>(s) ? "true" : "false";
-  } else if (IsIntegerType(s.type())) {
-    *out = s.type() == proton::ULONG ? absl::StrCat(proton::get<uint64_t>(s))
-                                     : absl::StrCat(proton::coerce<int64_t>(s));
-  } else if (s.type() == proton::TIMESTAMP) {
-    *out = FormatRfc3339(absl::FromUnixMillis(proton::get<proton::timestamp>(s).milliseconds()));
-  } else if (s.type() == proton::BINARY) {
-    const proton::binary b = proton::get<proton::binary>(s);
-    out->assign(b.begin(), b.end());
+bool ExtensionString(const Prop& p, std::string* out) {
+  if (IsStringType(p.type) || p.type == PN_BINARY) {
+    out->assign(p.bytes.data(), p.bytes.size());
+  } else if (p.type == PN_BOOL) {
+    *out = p.flag ? "true" : "false";
+  } else if (IsUnsigned(p.type)) {
+    *out = absl::StrCat(p.unum);
+  } else if (IsIntegerType(p.type)) {
+    *out = absl::StrCat(p.num);
+  } else if (p.type == PN_TIMESTAMP) {
+    *out = FormatRfc3339(absl::FromUnixMillis(p.num));
   } else {
     return false;
   }
@@ -199,16 +274,14 @@ std::string MessageIdString(const proton::message_id& id) {
 // bytes has 2 bytes of them, a longer one 5.
 uint64_t Sized(size_t n) { return n + (n <= 255 ? 2 : 5); }
 
-uint64_t ScalarBytes(const proton::scalar& s) {
-  switch (s.type()) {
-    case proton::STRING:
-      return Sized(proton::get<std::string>(s).size());
-    case proton::SYMBOL:
-      return Sized(proton::get<proton::symbol>(s).size());
-    case proton::BINARY:
-      return Sized(proton::get<proton::binary>(s).size());
-    case proton::UUID:
-    case proton::DECIMAL128:
+uint64_t PropBytes(const Prop& p) {
+  switch (p.type) {
+    case PN_STRING:
+    case PN_SYMBOL:
+    case PN_BINARY:
+      return Sized(p.bytes.size());
+    case PN_UUID:
+    case PN_DECIMAL128:
       return 17;
     default:
       return 9;  // the widest of the remaining fixed-size types
@@ -233,17 +306,13 @@ std::optional<uint64_t> ReceivedSize(const proton::message& msg, const PropList&
         msg.reply_to_group_id(), msg.content_encoding()}) {
     if (!field.empty()) size += Sized(field.size());
   }
-  for (const auto& [key, value] : props) size += Sized(key.size()) + ScalarBytes(value);
+  for (const Prop& p : props) size += Sized(p.key.size()) + PropBytes(p);
   return size;
 }
 
 absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64_t>* wire_bytes) {
   PropList props;
-  const proton::value& pv = msg.properties().value();
-  if (!pv.empty()) {
-    props.reserve(24);
-    proton::get(pv, props);
-  }
+  if (absl::Status s = ReadProps(msg.properties().value(), &props); !s.ok()) return s;
 
   Envelope env;
   env.data_content_type.clear();
@@ -275,8 +344,8 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   if (auto s = ReadOptionalString(props, attr::kTracestate, &env.tracestate); !s.ok()) return s;
   auto plain = [&](std::string_view name, std::string* out) {
     if (!out->empty()) return;
-    const proton::scalar* s = FindPlain(props, name);
-    if (s != nullptr && IsStringType(s->type())) *out = ScalarString(*s);
+    const Prop* p = FindPlain(props, name);
+    if (p != nullptr && IsStringType(p->type)) out->assign(p->bytes.data(), p->bytes.size());
   };
   plain(attr::kTraceparent, &env.traceparent);
   plain(attr::kTracestate, &env.tracestate);
@@ -301,17 +370,17 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
     return a.status();
   }
 
-  std::string style;
-  if (auto s = ReadOptionalString(props, attr::kStyle, &style); !s.ok()) return s;
-  if (!style.empty() && !ParseStyle(style, &env.style)) {
+  absl::StatusOr<std::string_view> style = ReadString(props, attr::kStyle);
+  if (!style.ok() && !absl::IsNotFound(style.status())) return style.status();
+  if (style.ok() && !style->empty() && !ParseStyle(*style, &env.style)) {
     return absl::InvalidArgumentError(
         absl::StrCat("AMQP application property ", Key(attr::kStyle), " has unknown style"));
   }
 
   absl::StatusCode code = absl::StatusCode::kOk;
-  if (const proton::scalar* sc = Find(props, attr::kStatusCode); sc != nullptr) {
-    if (IsStringType(sc->type())) {
-      if (!ParseCode(ScalarString(*sc), &code)) {
+  if (const Prop* sc = Find(props, attr::kStatusCode); sc != nullptr) {
+    if (IsStringType(sc->type)) {
+      if (!ParseCode(sc->bytes, &code)) {
         return absl::InvalidArgumentError(absl::StrCat("AMQP application property ",
                                                        Key(attr::kStatusCode), " is not a code"));
       }
@@ -325,30 +394,35 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   if (auto s = ReadOptionalString(props, attr::kStatusMessage, &status_message); !s.ok()) return s;
   if (code != absl::StatusCode::kOk) env.status = absl::Status(code, status_message);
 
-  for (const auto& [key, value] : props) {
-    if (!absl::StartsWith(key, Sv(kCePrefix))) continue;
-    std::string name = key.substr(kCePrefix.size());
+  for (const Prop& p : props) {
+    if (!absl::StartsWith(Sv(p.key), Sv(kCePrefix))) continue;
+    std::string_view name = p.key.substr(kCePrefix.size());
     if (name.empty() || KnownAttributes().count(name) > 0) continue;
     std::string text;
-    if (ExtensionString(value, &text)) env.extensions[name] = std::move(text);
+    if (ExtensionString(p, &text)) env.extensions[std::string(name)] = std::move(text);
   }
 
-  const proton::value& body = msg.body();
-  switch (body.type()) {
-    case proton::NULL_TYPE:
+  // The body is copied once, from the decoded data into the envelope.
+  DataView body(msg.body());
+  pn_data_t* b = body.data();
+  pn_data_rewind(b);
+  const pn_type_t body_type = pn_data_next(b) ? pn_data_type(b) : PN_NULL;
+  switch (body_type) {
+    case PN_NULL:
       break;
-    case proton::BINARY: {
-      const proton::binary b = proton::get<proton::binary>(body);
-      env.data.assign(b.begin(), b.end());
+    case PN_BINARY: {
+      std::string_view bytes = View(pn_data_get_binary(b));
+      env.data.assign(bytes.data(), bytes.size());
       break;
     }
-    case proton::STRING:
-      env.data = proton::get<std::string>(body);
+    case PN_STRING: {
+      std::string_view text = View(pn_data_get_string(b));
+      env.data.assign(text.data(), text.size());
       break;
+    }
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          "AMQP message body must be one data section (binary), got ",
-          proton::type_name(body.type())));
+          "AMQP message body must be one data section (binary), got ", pn_type_name(body_type)));
   }
 
   if (auto s = ValidateEnvelope(env); !s.ok()) return s;

@@ -1,7 +1,9 @@
 // The Envelope <-> AMQP message mapping, without a broker.
 #include "amqp_wire.h"
 
+#include <limits>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,8 @@
 #include "switchboard/testing/envelope_testing.h"
 #include "proton/annotation_key.hpp"
 #include "proton/binary.hpp"
+#include "proton/codec.h"
+#include "proton/message.h"
 #include "proton/codec/vector.hpp"
 #include "proton/message.hpp"
 #include "proton/message_id.hpp"
@@ -249,6 +253,97 @@ TEST(AmqpWireTest, WrongTypesAreInvalidArgument) {
     auto s = MessageToEnvelope(msg).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.key << ": " << s;
   }
+}
+
+TEST(AmqpWireTest, ExtensionsOfEveryTypeKeepTheirCanonicalForm) {
+  proton::message msg = Minimal();
+  auto& p = msg.properties();
+  p.put("cloudEvents_sym", proton::symbol("s1"));
+  p.put("cloudEvents_no", false);
+  p.put("cloudEvents_neg", int64_t{-5});
+  p.put("cloudEvents_small", uint8_t{200});
+  p.put("cloudEvents_huge", std::numeric_limits<uint64_t>::max());
+  p.put("cloudEvents_when", proton::timestamp(1'800'000'123'456));
+  p.put("cloudEvents_raw", proton::binary(std::string("\x01\x02")));
+  p.put("cloudEvents_ratio", 0.5);  // no canonical form: dropped
+  size_t bytes = 0;
+  auto out = MessageToEnvelope(AsReceived(msg, &bytes));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->extensions.at("sym"), "s1");
+  EXPECT_EQ(out->extensions.at("no"), "false");
+  EXPECT_EQ(out->extensions.at("neg"), "-5");
+  EXPECT_EQ(out->extensions.at("small"), "200");
+  EXPECT_EQ(out->extensions.at("huge"), "18446744073709551615");
+  EXPECT_EQ(out->extensions.at("when"), FormatRfc3339(absl::FromUnixMillis(1'800'000'123'456)));
+  EXPECT_EQ(out->extensions.at("raw"), std::string("\x01\x02"));
+  EXPECT_EQ(out->extensions.count("ratio"), 0u);
+}
+
+// Application properties as a sender outside Proton C++ may write them:
+// Proton C++ itself refuses to encode these.
+proton::message ReceivedWithRawProperties(void (*write)(pn_data_t*)) {
+  pn_message_t* pm = pn_message();
+  write(pn_message_properties(pm));
+  std::vector<char> wire(4096);
+  size_t size = wire.size();
+  EXPECT_EQ(pn_message_encode(pm, wire.data(), &size), 0);
+  pn_message_free(pm);
+  wire.resize(size);
+  proton::message received;
+  received.decode(wire);
+  return received;
+}
+
+void PutString(pn_data_t* d, std::string_view s) {
+  pn_data_put_string(d, pn_bytes(s.size(), s.data()));
+}
+
+TEST(AmqpWireTest, PropertiesThatAreNotStringKeysAndSimpleValuesAreInvalidArgument) {
+  // A valid map written the same way is accepted (the helper is sound).
+  proton::message ok = ReceivedWithRawProperties([](pn_data_t* d) {
+    pn_data_put_map(d);
+    pn_data_enter(d);
+    PutString(d, "cloudEvents_id");
+    PutString(d, "x1");
+    PutString(d, "cloudEvents_type");
+    PutString(d, "a.b.C");
+    PutString(d, "cloudEvents_specversion");
+    PutString(d, "1.0");
+    pn_data_exit(d);
+  });
+  EXPECT_TRUE(MessageToEnvelope(ok).ok()) << MessageToEnvelope(ok).status();
+
+  proton::message int_key = ReceivedWithRawProperties([](pn_data_t* d) {
+    pn_data_put_map(d);
+    pn_data_enter(d);
+    PutString(d, "cloudEvents_id");
+    PutString(d, "x1");
+    pn_data_put_long(d, 7);
+    PutString(d, "seven");
+    pn_data_exit(d);
+  });
+  absl::Status s = MessageToEnvelope(int_key).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("key must be a string"), std::string_view::npos) << s;
+
+  proton::message list_value = ReceivedWithRawProperties([](pn_data_t* d) {
+    pn_data_put_map(d);
+    pn_data_enter(d);
+    PutString(d, "cloudEvents_id");
+    pn_data_put_list(d);
+    pn_data_enter(d);
+    PutString(d, "x1");
+    pn_data_exit(d);
+    pn_data_exit(d);
+  });
+  s = MessageToEnvelope(list_value).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("cloudEvents_id must be a simple value"), std::string_view::npos)
+      << s;
+
+  proton::message not_a_map = ReceivedWithRawProperties([](pn_data_t* d) { PutString(d, "x"); });
+  s = MessageToEnvelope(not_a_map).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
 TEST(AmqpWireTest, BodyThatIsNotDataIsInvalidArgument) {

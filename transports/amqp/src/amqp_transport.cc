@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -25,10 +26,12 @@
 #include "proton/connection.hpp"
 #include "proton/connection_options.hpp"
 #include "proton/container.hpp"
+#include "proton/delivery.h"
 #include "proton/delivery.hpp"
 #include "proton/delivery_mode.hpp"
 #include "proton/duration.hpp"
 #include "proton/error_condition.hpp"
+#include "proton/link.h"
 #include "proton/message.hpp"
 #include "proton/binary.hpp"
 #include "proton/message_id.hpp"
@@ -55,6 +58,13 @@ namespace switchboard::amqp {
 namespace {
 
 using Done = std::function<void(absl::Status)>;
+
+// The Proton C link under a sender, reached through a copy of the handle.
+class SenderLink : public proton::sender {
+ public:
+  explicit SenderLink(const proton::sender& s) : proton::sender(s) {}
+  pn_link_t* pn() const { return pn_object(); }
+};
 
 absl::Duration FromProto(const google::protobuf::Duration& d, absl::Duration fallback) {
   if (d.seconds() == 0 && d.nanos() == 0) return fallback;
@@ -220,6 +230,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         source_(env.source),
         container_(*this, absl::StrCat("switchboard-", name_, "-", UniqueToken())) {
     container_.auto_stop(false);
+    spare_buffers_.reserve(kSpareBuffers);
   }
 
   ~Core() override {
@@ -404,14 +415,13 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   void SendRequest(Envelope request, const std::string& address, const std::string& key) {
     const std::string op = request.type;
     bool posted = Post([this, request = std::move(request), address, key, op] {
-      proton::message msg;
-      EnvelopeToMessage(request, /*durable=*/false, &msg);
-      Send(address, /*durable=*/false, std::move(msg), [this, key, op](absl::Status s) {
-        if (!s.ok()) {
-          CompleteRequest(key, absl::UnavailableError(absl::StrCat(
-                                   "amqp: no server for ", op, " (", s.message(), ")")));
-        }
-      });
+      SendEnvelope(address, /*durable=*/false, request, /*durable_message=*/false, "",
+                   [this, key, op](absl::Status s) {
+                     if (!s.ok()) {
+                       CompleteRequest(key, absl::UnavailableError(absl::StrCat(
+                                                "amqp: no server for ", op, " (", s.message(), ")")));
+                     }
+                   });
     });
     if (!posted) CompleteRequest(key, absl::UnavailableError("amqp: transport is closed"));
   }
@@ -600,7 +610,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     TimerHandle timer;
   };
   struct Outgoing {
-    proton::message msg;
+    std::vector<char> bytes;  // the encoded message
     Done done;
   };
   struct SenderEntry {
@@ -609,6 +619,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     std::deque<Outgoing> queue;
     int outstanding = 0;  // sent, outcome not known yet
     uint64_t last_used = 0;
+    uint64_t last_tag = 0;  // delivery tags: a counter per link
   };
   // Cached senders at most; beyond it the least recently used idle one is
   // closed (a server answering many short-lived clients would otherwise
@@ -664,15 +675,18 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   }
 
   // Work for the container thread; false when the container has stopped.
-  // Exceptions from Proton never escape into the event loop.
-  bool Post(std::function<void()> fn) {
+  // Exceptions from Proton never escape into the event loop. The task is
+  // moved in and boxed: Proton's work items are copyable, and a copy of a
+  // closure holding an envelope would copy all its strings.
+  bool Post(absl::AnyInvocable<void() &&> fn) {
+    auto task = std::make_shared<absl::AnyInvocable<void() &&>>(std::move(fn));
     // Held while adding so the connection (and its queue) cannot be freed
     // meanwhile: on_transport_close clears the pointer under the same lock.
     absl::MutexLock l(&mu_);
     if (run_exited_ || work_queue_ == nullptr) return false;
-    return work_queue_->add([fn = std::move(fn)] {
+    return work_queue_->add([task = std::move(task)] {
       try {
-        fn();
+        std::move (*task)();
       } catch (const std::exception&) {
       }
     });
@@ -846,12 +860,11 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
                          bool durable_message = false) {
     auto shared_done = std::make_shared<DoneCallback>(std::move(done));
     bool posted = Post([this, address, durable, durable_message, env = std::move(env), shared_done] {
-      proton::message msg;
-      EnvelopeToMessage(env, durable || durable_message, &msg);
-      Send(address, durable, std::move(msg), [shared_done](absl::Status s) {
-        if (*shared_done) std::move (*shared_done)(std::move(s));
-        *shared_done = nullptr;
-      });
+      SendEnvelope(address, durable, env, durable || durable_message, "",
+                   [shared_done](absl::Status s) {
+                     if (*shared_done) std::move (*shared_done)(std::move(s));
+                     *shared_done = nullptr;
+                   });
     });
     if (!posted && *shared_done) {
       std::move (*shared_done)(absl::UnavailableError("amqp: transport is closed"));
@@ -860,7 +873,33 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   // ---- container thread from here on ----
 
-  void Send(const std::string& address, bool durable, proton::message msg, Done done) {
+  // A buffer for one encoded message: a spare one when there is one.
+  std::vector<char> TakeBuffer() {
+    if (spare_buffers_.empty()) return {};
+    std::vector<char> b = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+    return b;
+  }
+
+  void KeepBuffer(std::vector<char>&& b) {
+    if (b.capacity() <= kKeptBufferBytes / 16 && spare_buffers_.size() < kSpareBuffers) {
+      spare_buffers_.push_back(std::move(b));
+    }
+  }
+
+  // Encodes `env` (the message's durable flag: `durable_message`) and sends
+  // it to `address` over a link that is `durable` or not.
+  void SendEnvelope(const std::string& address, bool durable, const Envelope& env,
+                    bool durable_message, std::string_view correlation_id, Done done) {
+    std::vector<char> bytes = TakeBuffer();
+    if (absl::Status s = encoder_.Encode(env, durable_message, correlation_id, &bytes); !s.ok()) {
+      done(s);
+      return;
+    }
+    Send(address, durable, std::move(bytes), std::move(done));
+  }
+
+  void Send(const std::string& address, bool durable, std::vector<char> bytes, Done done) {
     if (!conn_ || closing_) {
       done(absl::UnavailableError("amqp: not connected"));
       return;
@@ -882,7 +921,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       it = senders_.emplace(address, std::move(entry)).first;
     }
     it->second.last_used = ++use_counter_;
-    it->second.queue.push_back(Outgoing{std::move(msg), std::move(done)});
+    it->second.queue.push_back(Outgoing{std::move(bytes), std::move(done)});
     Flush(it->second);
   }
 
@@ -902,23 +941,35 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     senders_.erase(victim);
   }
 
-  static std::string TrackerKey(const std::string& link, const proton::binary& tag) {
-    return absl::StrCat(link, "|", std::string(tag.begin(), tag.end()));
+  static std::string TrackerKey(const std::string& link, std::string_view tag) {
+    return absl::StrCat(link, "|", Sv(tag));
   }
 
+  // Sends with Proton's C API what proton::sender::send does for a
+  // proton::message, from bytes encoded once by EnvelopeEncoder. The
+  // tracker events of the delivery come as for any send.
   void Flush(SenderEntry& entry) {
     while (!entry.queue.empty() && entry.sender.active() && entry.sender.credit() > 0) {
       Outgoing out = std::move(entry.queue.front());
       entry.queue.pop_front();
-      proton::tracker t = entry.sender.send(out.msg);
+      pn_link_t* link = SenderLink(entry.sender).pn();
+      const uint64_t tag = ++entry.last_tag;
+      const std::string_view tag_bytes(reinterpret_cast<const char*>(&tag), sizeof tag);
+      pn_delivery_t* delivery = pn_delivery(link, pn_dtag(tag_bytes.data(), tag_bytes.size()));
+      pn_link_send(link, out.bytes.data(), out.bytes.size());
+      pn_link_advance(link);
+      if (pn_link_snd_settle_mode(link) == PN_SND_SETTLED) pn_delivery_settle(delivery);
       ++entry.outstanding;
-      trackers_[TrackerKey(entry.sender.name(), t.tag())] = std::move(out.done);
+      trackers_[TrackerKey(entry.sender.name(), tag_bytes)] = std::move(out.done);
+      KeepBuffer(std::move(out.bytes));
     }
   }
 
   void FinishTracker(proton::tracker& t, absl::Status s) {
     const std::string link = t.sender().name();
-    auto it = trackers_.find(TrackerKey(link, t.tag()));
+    const proton::binary tag = t.tag();
+    auto it = trackers_.find(
+        TrackerKey(link, std::string_view(reinterpret_cast<const char*>(tag.data()), tag.size())));
     if (it == trackers_.end()) return;
     Done done = std::move(it->second);
     trackers_.erase(it);
@@ -1017,9 +1068,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       case Action::kDeadLetter: {
         env.extensions[std::string(attr::kDeadLetterReason)] = std::string(reason.message());
         env.extensions[std::string(attr::kDeadLetterCode)] = std::string(CodeName(reason.code()));
-        proton::message msg;
-        EnvelopeToMessage(env, /*durable=*/true, &msg);
-        ForwardThenAccept(id, rit->second.dlq_address, std::move(msg));
+        ForwardThenAccept(id, rit->second.dlq_address, env);
         return;
       }
     }
@@ -1037,26 +1086,39 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       return;
     }
     env.attempt = env.attempt + 1;
-    proton::message msg;
-    EnvelopeToMessage(env, /*durable=*/true, &msg);
-    ForwardThenAccept(id, rit->second.requeue_address, std::move(msg));
+    ForwardThenAccept(id, rit->second.requeue_address, env);
   }
 
-  void ForwardThenAccept(uint64_t id, const std::string& address, proton::message msg) {
+  void ForwardThenAccept(uint64_t id, const std::string& address, const Envelope& env) {
+    std::vector<char> bytes = TakeBuffer();
+    if (absl::Status s = encoder_.Encode(env, /*durable=*/true, "", &bytes); !s.ok()) {
+      // Not forwarded: the broker redelivers the original.
+      FinishForward(id, generation_, s);
+      return;
+    }
+    ForwardThenAccept(id, address, std::move(bytes));
+  }
+
+  void ForwardThenAccept(uint64_t id, const std::string& address, std::vector<char> bytes) {
     const uint64_t generation = generation_;
-    Send(address, /*durable=*/true, std::move(msg), [this, id, generation](absl::Status s) {
-      auto it = inflight_.find(id);
-      if (it == inflight_.end()) return;
-      if (it->second.generation == generation && generation == generation_) {
-        if (s.ok()) {
-          it->second.delivery.accept();
-        } else {
-          // The broker would not take the copy: give the original back.
-          it->second.delivery.release();
-        }
-      }
-      FinishInflight(id);
+    Send(address, /*durable=*/true, std::move(bytes), [this, id, generation](absl::Status s) {
+      FinishForward(id, generation, s);
     });
+  }
+
+  // Once the copy is with the broker (`forwarded` OK), the original is
+  // accepted; otherwise it goes back to the broker, which redelivers it.
+  void FinishForward(uint64_t id, uint64_t generation, const absl::Status& forwarded) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) return;
+    if (it->second.generation == generation && generation == generation_) {
+      if (forwarded.ok()) {
+        it->second.delivery.accept();
+      } else {
+        it->second.delivery.release();
+      }
+    }
+    FinishInflight(id);
   }
 
   void FinishInflight(uint64_t id) {
@@ -1075,7 +1137,15 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     AnnotateDeadLetter(why, &copy);
     uint64_t id = next_delivery_id_++;
     inflight_[id] = InflightEntry{d, r.receiver.name(), generation_};
-    ForwardThenAccept(id, r.dlq_address, std::move(copy));
+    std::vector<char> bytes = TakeBuffer();
+    try {
+      copy.encode(bytes);
+    } catch (const std::exception& e) {
+      FinishForward(id, generation_,
+                    absl::InternalError(absl::StrCat("amqp: encoding a dead letter: ", e.what())));
+      return;
+    }
+    ForwardThenAccept(id, r.dlq_address, std::move(bytes));
   }
 
   void SendServerReply(const std::string& link, const std::string& reply_to,
@@ -1095,12 +1165,10 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     if (reply.correlation_id.empty()) reply.correlation_id = request.correlation_id;
     if (reply.time == absl::UnixEpoch()) reply.time = clock_->Now();
     if (reply.style == Style::kUnspecified) reply.style = Style::kRequest;
-    proton::message msg;
-    EnvelopeToMessage(reply, /*durable=*/false, &msg);
-    msg.correlation_id(proton::message_id(correlation));
-    Send(ReplyAddress(reply_to), /*durable=*/false, std::move(msg), [](absl::Status) {
-      // A lost reply surfaces as the caller's DeadlineExceeded.
-    });
+    SendEnvelope(ReplyAddress(reply_to), /*durable=*/false, reply, /*durable_message=*/false,
+                 correlation, [](absl::Status) {
+                   // A lost reply surfaces as the caller's DeadlineExceeded.
+                 });
   }
 
   // ResourceExhausted naming `max_message_bytes` when the message, encoded
@@ -1196,7 +1264,9 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       if (once->exchange(true)) return;
       auto core = weak.lock();
       if (!core) return;
-      core->Post([core_raw = core.get(), link, reply_to, correlation, request_copy,
+      // Runs once (`once`), so the captures move on.
+      core->Post([core_raw = core.get(), link = std::move(link), reply_to = std::move(reply_to),
+                  correlation = std::move(correlation), request_copy = std::move(request_copy),
                   result = std::move(result)]() mutable {
         core_raw->SendServerReply(link, reply_to, correlation, request_copy, std::move(result));
       });
@@ -1547,6 +1617,11 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   // could not count.
   static constexpr size_t kKeptBufferBytes = 1 << 20;
   std::vector<char> size_buffer_;
+  // Container thread only: the encoder of sent messages, and buffers of
+  // sent messages kept for the next sends.
+  EnvelopeEncoder encoder_;
+  static constexpr size_t kSpareBuffers = 16;
+  std::vector<std::vector<char>> spare_buffers_;
 
   // Container thread only.
   proton::connection conn_;

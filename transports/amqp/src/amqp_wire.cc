@@ -1,5 +1,6 @@
 #include "amqp_wire.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <exception>
 #include <map>
@@ -430,6 +431,35 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   return env;
 }
 
+// The application-property names of the mapped attributes, built once: each
+// message would otherwise build a dozen key strings only to copy them.
+struct PropertyKeys {
+  const std::string id = Key("id");
+  const std::string source = Key("source");
+  const std::string spec_version = Key("specversion");
+  const std::string type = Key("type");
+  const std::string time = Key("time");
+  const std::string data_content_type = Key("datacontenttype");
+  const std::string subject = Key("subject");
+  const std::string traceparent = Key(attr::kTraceparent);
+  const std::string plain_traceparent = std::string(attr::kTraceparent);
+  const std::string tracestate = Key(attr::kTracestate);
+  const std::string plain_tracestate = std::string(attr::kTracestate);
+  const std::string idempotency_key = Key(attr::kIdempotencyKey);
+  const std::string expiry_time = Key(attr::kExpiryTime);
+  const std::string correlation_id = Key(attr::kCorrelationId);
+  const std::string reply_to = Key(attr::kReplyTo);
+  const std::string attempt = Key(attr::kAttempt);
+  const std::string style = Key(attr::kStyle);
+  const std::string status_code = Key(attr::kStatusCode);
+  const std::string status_message = Key(attr::kStatusMessage);
+};
+
+const PropertyKeys& Keys() {
+  static const auto* keys = new PropertyKeys;
+  return *keys;
+}
+
 }  // namespace
 
 void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) {
@@ -445,41 +475,145 @@ void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) 
   msg->body(proton::binary(env.data.begin(), env.data.end()));
   msg->inferred(true);
 
+  const PropertyKeys& keys = Keys();
   auto& props = msg->properties();
-  auto put_string = [&](std::string_view attribute, const std::string& value) {
-    if (!value.empty()) props.put(Key(attribute), value);
+  auto put_string = [&](const std::string& key, const std::string& value) {
+    if (!value.empty()) props.put(key, value);
   };
-  props.put(Key("id"), env.id);
-  put_string("source", env.source);
-  props.put(Key("specversion"), env.spec_version);
-  props.put(Key("type"), env.type);
-  props.put(Key("time"), ToTimestamp(env.time));
-  put_string("datacontenttype", env.data_content_type);
-  put_string("subject", env.subject);
+  props.put(keys.id, env.id);
+  put_string(keys.source, env.source);
+  props.put(keys.spec_version, env.spec_version);
+  props.put(keys.type, env.type);
+  props.put(keys.time, ToTimestamp(env.time));
+  put_string(keys.data_content_type, env.data_content_type);
+  put_string(keys.subject, env.subject);
   if (!env.traceparent.empty()) {
-    props.put(Key(attr::kTraceparent), env.traceparent);
-    props.put(std::string(attr::kTraceparent), env.traceparent);
+    props.put(keys.traceparent, env.traceparent);
+    props.put(keys.plain_traceparent, env.traceparent);
   }
   if (!env.tracestate.empty()) {
-    props.put(Key(attr::kTracestate), env.tracestate);
-    props.put(std::string(attr::kTracestate), env.tracestate);
+    props.put(keys.tracestate, env.tracestate);
+    props.put(keys.plain_tracestate, env.tracestate);
   }
-  put_string(attr::kIdempotencyKey, env.idempotency_key);
-  if (env.has_deadline()) props.put(Key(attr::kExpiryTime), ToTimestamp(env.deadline));
-  put_string(attr::kCorrelationId, env.correlation_id);
-  put_string(attr::kReplyTo, env.reply_to);
-  props.put(Key(attr::kAttempt), static_cast<int64_t>(env.attempt));
+  put_string(keys.idempotency_key, env.idempotency_key);
+  if (env.has_deadline()) props.put(keys.expiry_time, ToTimestamp(env.deadline));
+  put_string(keys.correlation_id, env.correlation_id);
+  put_string(keys.reply_to, env.reply_to);
+  props.put(keys.attempt, static_cast<int64_t>(env.attempt));
   if (env.style != Style::kUnspecified) {
-    props.put(Key(attr::kStyle), std::string(StyleName(env.style)));
+    props.put(keys.style, std::string(StyleName(env.style)));
   }
   if (!env.status.ok()) {
-    props.put(Key(attr::kStatusCode), static_cast<int64_t>(env.status.code()));
-    props.put(Key(attr::kStatusMessage), std::string(env.status.message()));
+    props.put(keys.status_code, static_cast<int64_t>(env.status.code()));
+    props.put(keys.status_message, std::string(env.status.message()));
   }
   for (const auto& [name, value] : env.extensions) {
     if (name.empty() || KnownAttributes().count(name) > 0) continue;
     props.put(Key(name), value);
   }
+}
+
+namespace {
+
+pn_bytes_t Bytes(std::string_view s) { return pn_bytes(s.size(), s.data()); }
+
+pn_atom_t StringAtom(std::string_view s) {
+  pn_atom_t atom;
+  atom.type = PN_STRING;
+  atom.u.as_bytes = Bytes(s);
+  return atom;
+}
+
+void PutString(pn_data_t* d, const std::string& key, std::string_view value) {
+  pn_data_put_string(d, Bytes(key));
+  pn_data_put_string(d, Bytes(value));
+}
+
+void PutLong(pn_data_t* d, const std::string& key, int64_t value) {
+  pn_data_put_string(d, Bytes(key));
+  pn_data_put_long(d, value);
+}
+
+void PutTimestamp(pn_data_t* d, const std::string& key, absl::Time t) {
+  pn_data_put_string(d, Bytes(key));
+  pn_data_put_timestamp(d, absl::ToUnixMillis(t));
+}
+
+}  // namespace
+
+EnvelopeEncoder::EnvelopeEncoder() : msg_(pn_message()) {}
+
+EnvelopeEncoder::~EnvelopeEncoder() { pn_message_free(msg_); }
+
+absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
+                                     std::string_view correlation_id, std::vector<char>* out) {
+  pn_message_clear(msg_);
+  pn_message_set_id(msg_, StringAtom(env.id));
+  if (correlation_id.empty()) correlation_id = env.correlation_id;
+  if (!correlation_id.empty()) pn_message_set_correlation_id(msg_, StringAtom(correlation_id));
+  if (!env.reply_to.empty()) pn_message_set_reply_to(msg_, env.reply_to.c_str());
+  pn_message_set_content_type(msg_, env.data_content_type.c_str());
+  pn_message_set_creation_time(msg_, absl::ToUnixMillis(env.time));
+  pn_message_set_durable(msg_, durable);
+  // A binary body with `inferred` is sent as a data section, as the
+  // binding's binary mode requires.
+  pn_message_set_inferred(msg_, true);
+  pn_data_put_binary(pn_message_body(msg_), Bytes(env.data));
+
+  const PropertyKeys& keys = Keys();
+  pn_data_t* d = pn_message_properties(msg_);
+  pn_data_put_map(d);
+  pn_data_enter(d);
+  auto put_nonempty = [d](const std::string& key, const std::string& value) {
+    if (!value.empty()) PutString(d, key, value);
+  };
+  PutString(d, keys.id, env.id);
+  put_nonempty(keys.source, env.source);
+  PutString(d, keys.spec_version, env.spec_version);
+  PutString(d, keys.type, env.type);
+  PutTimestamp(d, keys.time, env.time);
+  put_nonempty(keys.data_content_type, env.data_content_type);
+  put_nonempty(keys.subject, env.subject);
+  if (!env.traceparent.empty()) {
+    PutString(d, keys.traceparent, env.traceparent);
+    PutString(d, keys.plain_traceparent, env.traceparent);
+  }
+  if (!env.tracestate.empty()) {
+    PutString(d, keys.tracestate, env.tracestate);
+    PutString(d, keys.plain_tracestate, env.tracestate);
+  }
+  put_nonempty(keys.idempotency_key, env.idempotency_key);
+  if (env.has_deadline()) PutTimestamp(d, keys.expiry_time, env.deadline);
+  put_nonempty(keys.correlation_id, env.correlation_id);
+  put_nonempty(keys.reply_to, env.reply_to);
+  PutLong(d, keys.attempt, env.attempt);
+  if (env.style != Style::kUnspecified) PutString(d, keys.style, StyleName(env.style));
+  if (!env.status.ok()) {
+    PutLong(d, keys.status_code, static_cast<int64_t>(env.status.code()));
+    const absl::string_view message = env.status.message();
+    PutString(d, keys.status_message, std::string_view(message.data(), message.size()));
+  }
+  for (const auto& [name, value] : env.extensions) {
+    if (name.empty() || KnownAttributes().count(name) > 0) continue;
+    PutString(d, Key(name), value);
+  }
+  pn_data_exit(d);
+
+  // The body and properties bound the size; the rest is a few hundred bytes.
+  size_t size = std::max<size_t>(out->capacity(), env.data.size() + 1024);
+  for (;;) {
+    out->resize(size);
+    int err = pn_message_encode(msg_, out->data(), &size);
+    if (err == 0) break;
+    if (err != PN_OVERFLOW || out->size() > (size_t{1} << 31)) {
+      out->clear();
+      return absl::InternalError(
+          absl::StrCat("amqp: encoding message ", env.id, " failed: ", pn_code(err)));
+    }
+    size = out->size() * 2;
+  }
+  out->resize(size);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Envelope> MessageToEnvelope(const proton::message& msg,

@@ -2,6 +2,7 @@
 #include "amqp_wire.h"
 
 #include <limits>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <string>
@@ -15,6 +16,7 @@
 #include "proton/binary.hpp"
 #include "proton/codec.h"
 #include "proton/message.h"
+#include "proton/codec/map.hpp"
 #include "proton/codec/vector.hpp"
 #include "proton/message.hpp"
 #include "proton/message_id.hpp"
@@ -59,6 +61,85 @@ TEST(AmqpWireTest, RoundTripKeepsEveryAttribute) {
   auto out = MessageToEnvelope(decoded);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
+}
+
+// The transport reuses sent messages: one written again must encode to the
+// same bytes as a new one, with nothing left of its last envelope.
+TEST(AmqpWireTest, ReusedMessageCarriesNothingOfItsLastUse) {
+  Envelope small;
+  small.id = "id-2";
+  small.type = "a.b.C";
+  small.time = absl::FromUnixMillis(1'800'000'000'000);
+  small.data = "x";
+
+  proton::message reused;
+  EnvelopeToMessage(FullEnvelope(), /*durable=*/true, &reused);
+  reused.correlation_id(proton::message_id(std::string("corr-of-a-reply")));
+  std::vector<char> first;
+  reused.encode(first);  // as a send does
+  EnvelopeToMessage(small, /*durable=*/false, &reused);
+
+  proton::message fresh;
+  EnvelopeToMessage(small, /*durable=*/false, &fresh);
+  std::vector<char> want;
+  std::vector<char> got;
+  fresh.encode(want);
+  reused.encode(got);
+  EXPECT_EQ(got, want);
+  EXPECT_LT(got.size(), first.size());
+}
+
+// What a receiver sees of a message: every field, the properties, the body.
+void ExpectSameMessage(const proton::message& got, const proton::message& want) {
+  EXPECT_EQ(got.id(), want.id());
+  EXPECT_EQ(got.correlation_id(), want.correlation_id());
+  EXPECT_EQ(got.reply_to(), want.reply_to());
+  EXPECT_EQ(got.content_type(), want.content_type());
+  EXPECT_EQ(got.creation_time(), want.creation_time());
+  EXPECT_EQ(got.durable(), want.durable());
+  EXPECT_EQ(got.subject(), want.subject());
+  EXPECT_EQ(got.to(), want.to());
+  EXPECT_EQ(got.body(), want.body());
+  std::map<std::string, proton::scalar> got_props;
+  std::map<std::string, proton::scalar> want_props;
+  proton::get(got.properties().value(), got_props);
+  proton::get(want.properties().value(), want_props);
+  EXPECT_EQ(got_props, want_props);
+  EXPECT_FALSE(got_props.empty());
+}
+
+// The transport sends with EnvelopeEncoder; it must write what
+// EnvelopeToMessage writes, for a full envelope and a bare one.
+TEST(AmqpWireTest, EncoderWritesWhatEnvelopeToMessageWrites) {
+  Envelope bare;
+  bare.id = "id-2";
+  bare.type = "a.b.C";
+  bare.data = "x";
+  Envelope no_status = FullEnvelope();
+  no_status.status = absl::OkStatus();
+  EnvelopeEncoder encoder;
+  std::vector<char> bytes;
+  for (const Envelope& env : {FullEnvelope(), bare, no_status, FullEnvelope()}) {
+    for (bool durable : {false, true}) {
+      proton::message want;
+      EnvelopeToMessage(env, durable, &want);
+      ASSERT_TRUE(encoder.Encode(env, durable, "", &bytes).ok());
+      proton::message got;
+      got.decode(bytes);
+      ExpectSameMessage(got, want);
+      auto back = MessageToEnvelope(got);
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*back, env));
+    }
+  }
+  // A reply's correlation-id is the request's message id.
+  proton::message want;
+  EnvelopeToMessage(bare, false, &want);
+  want.correlation_id(proton::message_id(std::string("request-id")));
+  ASSERT_TRUE(encoder.Encode(bare, false, "request-id", &bytes).ok());
+  proton::message got;
+  got.decode(bytes);
+  ExpectSameMessage(got, want);
 }
 
 TEST(AmqpWireTest, NativeTypesAndAmqpPropertiesOnTheWire) {

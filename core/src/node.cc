@@ -507,10 +507,12 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
   auto state = std::make_shared<CallState>(std::move(request), group);
   TraceParent incoming;
   TraceParent span;
-  std::string parent_span_id;  // for the tracing middleware
+  std::array<char, 16> parent_span_chars;
+  std::string_view parent_span_id;  // for the tracing middleware
   if (TraceParent::Parse(state->request.traceparent, &incoming)) {
     span = incoming.Child();
-    parent_span_id = incoming.SpanId();
+    parent_span_chars = incoming.SpanIdChars();
+    parent_span_id = std::string_view(parent_span_chars.data(), parent_span_chars.size());
   } else {
     if (!state->request.traceparent.empty()) {
       invalid_traceparent.fetch_add(1, std::memory_order_relaxed);

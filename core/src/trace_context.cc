@@ -154,6 +154,12 @@ std::string TraceParent::TraceId() const { return Hex(trace_id_); }
 
 std::string TraceParent::SpanId() const { return Hex(span_id_); }
 
+std::array<char, 16> TraceParent::SpanIdChars() const {
+  std::array<char, 16> out;
+  WriteHex(span_id_, out.data());
+  return out;
+}
+
 bool TraceParent::valid() const { return !AllZero(trace_id_) && !AllZero(span_id_); }
 
 bool IsValidTracestate(std::string_view tracestate) {

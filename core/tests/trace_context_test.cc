@@ -12,6 +12,8 @@ TEST(TraceParentTest, ParsesAndFormatsVersion00) {
   ASSERT_TRUE(TraceParent::Parse(kValid, &tp));
   EXPECT_EQ(tp.TraceId(), "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(tp.SpanId(), "00f067aa0ba902b7");
+  std::array<char, 16> chars = tp.SpanIdChars();
+  EXPECT_EQ(std::string(chars.data(), chars.size()), "00f067aa0ba902b7");
   EXPECT_TRUE(tp.sampled());
   EXPECT_EQ(tp.ToString(), kValid);
 }

@@ -32,6 +32,8 @@ class TraceParent {
   void AssignTo(std::string* out) const;
   [[nodiscard]] std::string TraceId() const;  // 32 hex
   [[nodiscard]] std::string SpanId() const;   // 16 hex
+  // SpanId() without a heap allocation (16 hex characters, no terminator).
+  [[nodiscard]] std::array<char, 16> SpanIdChars() const;
   [[nodiscard]] bool sampled() const { return (flags_ & 1) != 0; }
   [[nodiscard]] bool valid() const;
 

@@ -103,6 +103,7 @@ int64_t RetryBudget::retries_in_window() {
 // ---------------------------------------------------------------------------
 
 struct RetryMiddleware::Call {
+  std::shared_ptr<Shared> shared;
   const CallSite* site = nullptr;  // lives as long as `next`
   Envelope envelope;
   ReplyCallback done;
@@ -168,6 +169,7 @@ void RetryMiddleware::Invoke(const CallSite& site, Envelope&& envelope, ReplyCal
                              const ClientNext& next) {
   shared_->budget.RecordCall();
   auto call = std::make_shared<Call>();
+  call->shared = shared_;
   call->site = &site;
   call->envelope = std::move(envelope);
   call->done = std::move(done);
@@ -189,8 +191,10 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
     return;
   }
   Envelope env = call->envelope;
-  ReplyCallback done = [shared, call](absl::StatusOr<Envelope>&& result) {
-    OnResult(shared, call, std::move(result));
+  // Only `call` is captured: one shared_ptr fits the callback's inline
+  // storage, two would be a heap allocation per attempt.
+  ReplyCallback done = [call](absl::StatusOr<Envelope>&& result) {
+    OnResult(call->shared, call, std::move(result));
   };
   if (env.attempt > 1) {
     // A new span per attempt, in the call's trace (recorded when telemetry

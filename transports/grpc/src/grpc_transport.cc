@@ -96,13 +96,17 @@ ByteBuffer ToBuffer(const std::string& bytes) {
 }
 
 // Serializes straight into one gRPC slice (no intermediate string).
+// ByteBuffer has no move operations: a copy allocates a new grpc_byte_buffer,
+// so the one return statement keeps this to named return value elision, and
+// callers hand buffers on with Swap.
 ByteBuffer ToBuffer(const google::protobuf::MessageLite& msg) {
   ByteBuffer buffer;
   bool own = false;
   if (!::grpc::GenericSerialize<::grpc::ProtoBufferWriter, google::protobuf::MessageLite>(
            msg, &buffer, &own)
            .ok()) {
-    return ToBuffer(msg.SerializeAsString());
+    ByteBuffer bytes = ToBuffer(msg.SerializeAsString());
+    buffer.Swap(&bytes);
   }
   return buffer;
 }
@@ -214,8 +218,9 @@ class ServeEntry {
  public:
   explicit ServeEntry(RequestHandler handler) : handler_(std::move(handler)) {}
 
-  // Runs the handler unless stopped; false if stopped.
-  bool Invoke(Envelope request, ReplyCallback reply) {
+  // Runs the handler unless stopped; false if stopped, and then `request` and
+  // `reply` are left as they were.
+  bool Invoke(Envelope&& request, ReplyCallback&& reply) {
     {
       absl::MutexLock lock(&mu_);
       if (stopped_) return false;
@@ -393,7 +398,6 @@ class Engine : public std::enable_shared_from_this<Engine> {
     ByteBuffer request;
     ByteBuffer response;
   };
-  using UnaryDone = absl::AnyInvocable<void(const ::grpc::Status&, ClientCall&) &&>;
 
  private:
   struct ChannelEntry {
@@ -404,10 +408,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::string Resolve(std::string_view operation);
   std::shared_ptr<ChannelEntry> ChannelFor(const std::string& target);
   ::grpc::ChannelArguments ChannelArgs() const;
-  // Starts a unary call of `method` on `target`; `done` runs exactly once, on
-  // a gRPC thread (or inline when the transport is closed).
-  void Unary(const std::string& target, std::string_view method, ByteBuffer body,
-             const Envelope* attributes, absl::Duration timeout, UnaryDone done);
+  // Starts a unary call of `method` on `target` with `body` (taken);
+  // `done(const ::grpc::Status&, ClientCall&)` runs exactly once, on a gRPC
+  // thread (or inline when the transport is closed).
+  template <class Done>
+  void Unary(const std::string& target, std::string_view method, ByteBuffer&& body,
+             const Envelope* attributes, absl::Duration timeout, Done done);
   absl::Duration AcceptTimeout(const Envelope& env) const {
     if (!env.has_deadline()) return kAcceptTimeout;
     return std::min(kAcceptTimeout, env.deadline - clock_->Now());
@@ -504,10 +510,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     UnaryReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     bool finished ABSL_GUARDED_BY(mu) = false;
 
-    // `reply` (may be null) is written before an OK status; `attrs` (may be
-    // null) become metadata.
+    // `reply` (may be null) is taken and written before an OK status;
+    // `attrs` (may be null) become metadata.
     static void Finish(const std::shared_ptr<Finisher>& f, const absl::Status& status,
-                       const ByteBuffer* reply, const Envelope* attrs = nullptr) {
+                       ByteBuffer* reply, const Envelope* attrs = nullptr) {
       absl::MutexLock lock(&f->mu);
       if (f->finished) return;
       f->finished = true;
@@ -523,7 +529,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
                               });
       }
       if (status.ok() && reply != nullptr) {
-        r->out_ = *reply;
+        r->out_.Swap(reply);
         r->StartWriteAndFinish(&r->out_, ::grpc::WriteOptions(), ::grpc::Status::OK);
       } else {
         r->Finish(ToGrpc(status));
@@ -581,7 +587,6 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     Envelope request;
     if (absl::Status s = Decode(&proto, &request); !s.ok()) return Fail(s);
     std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
-    std::string op = request.type;
     ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
       if (!r.ok()) {
         Finisher::Finish(f, r.status(), nullptr);
@@ -600,7 +605,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
     };
     if (server == nullptr || !server->Invoke(std::move(request), std::move(reply))) {
-      Fail(absl::UnavailableError(Cat("no handler for ", op)));
+      Fail(absl::UnavailableError(Cat("no handler for ", request.type)));
     }
   }
 
@@ -1107,7 +1112,7 @@ void Engine::Shutdown() {
 std::string Engine::Resolve(std::string_view operation) {
   {
     absl::MutexLock lock(&targets_mu_);
-    for (const std::string& key : wire::TargetKeys(operation)) {
+    for (std::string_view key : wire::TargetKeys(operation)) {
       auto it = targets_.find(key);
       if (it != targets_.end()) return it->second;
     }
@@ -1164,10 +1169,19 @@ std::shared_ptr<Engine::ChannelEntry> Engine::ChannelFor(const std::string& targ
   return entry;
 }
 
-void Engine::Unary(const std::string& target, std::string_view method, ByteBuffer body,
-                   const Envelope* attributes, absl::Duration timeout, UnaryDone done) {
-  auto call = std::make_shared<ClientCall>();
-  call->request = std::move(body);
+template <class Done>
+void Engine::Unary(const std::string& target, std::string_view method, ByteBuffer&& body,
+                   const Envelope* attributes, absl::Duration timeout, Done done) {
+  // One allocation holds the call, its buffers and `done`. gRPC's callback
+  // then captures only a pointer, which std::function stores without
+  // allocating (it copies the callback once more inside gRPC).
+  struct Call : ClientCall {
+    explicit Call(Done d) : done(std::move(d)) {}
+    Done done;
+    std::shared_ptr<CallTracker> tracker;
+  };
+  auto call = std::make_shared<Call>(std::move(done));
+  call->request.Swap(&body);
   if (attributes != nullptr) {
     wire::ForEachMetadata(*attributes, metadata_set(),
                           [&call](std::string_view k, std::string_view v) {
@@ -1177,19 +1191,22 @@ void Engine::Unary(const std::string& target, std::string_view method, ByteBuffe
   if (timeout < absl::InfiniteDuration()) {
     call->ctx.set_deadline(ChronoDeadline(std::max(timeout, absl::ZeroDuration())));
   }
+  // The tracker owns the call from here until its callback untracks it.
   if (!tracker_->Track(&call->ctx, call)) {
-    std::move(done)(::grpc::Status(::grpc::StatusCode::CANCELLED,
-                                   Cat("grpc transport \"", name_, "\" is closed")),
-                    *call);
+    std::move(call->done)(::grpc::Status(::grpc::StatusCode::CANCELLED,
+                                         Cat("grpc transport \"", name_, "\" is closed")),
+                          *call);
     return;
   }
+  call->tracker = tracker_;
   std::shared_ptr<ChannelEntry> channel = ChannelFor(target);
-  auto shared_done = std::make_shared<UnaryDone>(std::move(done));
   channel->stub->UnaryCall(
       &call->ctx, MethodName(method), ::grpc::StubOptions(), &call->request, &call->response,
-      [tracker = tracker_, call, shared_done](::grpc::Status status) {
-        std::move (*shared_done)(status, *call);
-        tracker->Untrack(&call->ctx);
+      [c = call.get()](::grpc::Status status) {
+        // Untracking frees the call: keep the tracker apart from it.
+        std::shared_ptr<CallTracker> tracker = std::move(c->tracker);
+        std::move(c->done)(status, *c);
+        tracker->Untrack(&c->ctx);
       });
 }
 
@@ -1212,35 +1229,35 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
   }
   v1::Envelope proto;
   ToProto(request, &proto);
-  std::string op = request.type;
-  auto reply = std::make_shared<ReplyCallback>(std::move(on_reply));
-  Unary(target, kMethodCall, ToBuffer(proto), &request, timeout,
-        [reply, op, target](const ::grpc::Status& status, ClientCall& call) {
-          if (!status.ok()) {
-            absl::Status s = FromGrpc(status);
-            if (s.code() == absl::StatusCode::kUnavailable &&
-                call.ctx.GetServerTrailingMetadata().count("ce-id") == 0) {
-              // The transport's own failure (not a handler's): say where.
-              s = absl::UnavailableError(
-                  Cat(op, " via gRPC target ", target, ": ", s.message()));
-            }
-            std::move (*reply)(s);
-            return;
-          }
-          v1::Envelope out;
-          Envelope env;
-          if (!ParseBuffer(&call.response, &out)) {
-            std::move (*reply)(absl::InternalError(
-                Cat("malformed reply to ", op, " from ", target)));
-            return;
-          }
-          if (absl::Status s = FromProto(out, &env); !s.ok()) {
-            std::move (*reply)(absl::InternalError(
-                Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
-            return;
-          }
-          std::move (*reply)(std::move(env));
-        });
+  ByteBuffer body = ToBuffer(proto);
+  // The proto is spent once serialized: its copy of the operation name names
+  // the call in errors.
+  auto done = [reply = std::move(on_reply), op = std::move(*proto.mutable_type()), target](
+                  const ::grpc::Status& status, ClientCall& call) mutable {
+    if (!status.ok()) {
+      absl::Status s = FromGrpc(status);
+      if (s.code() == absl::StatusCode::kUnavailable &&
+          call.ctx.GetServerTrailingMetadata().count("ce-id") == 0) {
+        // The transport's own failure (not a handler's): say where.
+        s = absl::UnavailableError(Cat(op, " via gRPC target ", target, ": ", s.message()));
+      }
+      std::move(reply)(s);
+      return;
+    }
+    v1::Envelope out;
+    Envelope env;
+    if (!ParseBuffer(&call.response, &out)) {
+      std::move(reply)(absl::InternalError(Cat("malformed reply to ", op, " from ", target)));
+      return;
+    }
+    if (absl::Status s = FromProto(out, &env); !s.ok()) {
+      std::move(reply)(absl::InternalError(
+          Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
+      return;
+    }
+    std::move(reply)(std::move(env));
+  };
+  Unary(target, kMethodCall, std::move(body), &request, timeout, std::move(done));
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Engine::Serve(const Endpoint& endpoint,
@@ -1288,15 +1305,15 @@ void Engine::Enqueue(Envelope command, DoneCallback on_accepted) {
   v1::EnqueueRequest req;
   ToProto(command, req.mutable_command());
   std::string op = command.type;
-  auto done = std::make_shared<DoneCallback>(std::move(on_accepted));
   Unary(target, kMethodEnqueue, ToBuffer(req), &command, AcceptTimeout(command),
-        [done, op, target](const ::grpc::Status& status, ClientCall&) {
+        [done = std::move(on_accepted), op = std::move(op), target](const ::grpc::Status& status,
+                                                                    ClientCall&) mutable {
           absl::Status s = FromGrpc(status);
           if (s.code() == absl::StatusCode::kUnavailable) {
             s = absl::UnavailableError(
                 Cat(op, " via gRPC target ", target, ": ", s.message()));
           }
-          std::move (*done)(s);
+          std::move(done)(s);
         });
 }
 
@@ -1555,10 +1572,9 @@ void Engine::SendReply(const std::string& reply_to, Envelope reply, DoneCallback
   v1::ReplyRequest req;
   req.set_inbox(ref->inbox);
   ToProto(reply, req.mutable_reply());
-  auto done = std::make_shared<DoneCallback>(std::move(on_sent));
   Unary(ref->target, kMethodReply, ToBuffer(req), &reply, AcceptTimeout(reply),
-        [done](const ::grpc::Status& status, ClientCall&) {
-          std::move (*done)(FromGrpc(status));
+        [done = std::move(on_sent)](const ::grpc::Status& status, ClientCall&) mutable {
+          std::move(done)(FromGrpc(status));
         });
 }
 

@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "switchboard/clock.h"
 #include "switchboard/inproc_transport.h"
 #include "switchboard/status.h"
@@ -118,6 +119,46 @@ bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
       .ok();
 }
 
+// An arena for the protobuf form of one message, with its first block inside
+// this object (on the stack): on the heap, the message and each of its string
+// fields are an allocation of their own. A larger message spills into heap
+// blocks.
+class StackArena {
+ public:
+  StackArena() : arena_(block_, sizeof(block_)) {}
+  StackArena(const StackArena&) = delete;
+  StackArena& operator=(const StackArena&) = delete;
+
+  template <class Msg>
+  Msg* Make() {
+    return google::protobuf::Arena::CreateMessage<Msg>(&arena_);
+  }
+
+ private:
+  // Holds the message, its timestamps and string objects of an envelope with
+  // the usual attributes; the bytes of strings over 15 chars are still on
+  // the heap.
+  alignas(16) char block_[2048];
+  google::protobuf::Arena arena_;
+};
+
+// ToProto and FromProto copy every field; the payload, the one that can be
+// large, is moved instead.
+void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
+  std::string data = std::move(env.data);
+  env.data.clear();
+  ToProto(env, out);
+  out->set_data(std::move(data));
+}
+
+absl::Status FromProtoTakingData(v1::Envelope* proto, Envelope* out) {
+  std::string data = std::move(*proto->mutable_data());
+  proto->clear_data();
+  absl::Status s = FromProto(*proto, out);
+  out->data = std::move(data);
+  return s;
+}
+
 std::string ToBytes(const ByteBuffer& buffer) {
   std::vector<::grpc::Slice> slices;
   std::string out;
@@ -134,6 +175,21 @@ std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
          std::chrono::duration_cast<std::chrono::system_clock::duration>(
              absl::ToChronoNanoseconds(timeout));
 }
+
+// gRPC's Add*Metadata take `const std::string&` and copy both into the
+// context; strings of this thread's own, reused for every entry, keep the
+// arguments from costing an allocation per entry.
+struct MetadataScratch {
+  std::string key;
+  std::string value;
+
+  static MetadataScratch& Get(std::string_view k, std::string_view v) {
+    thread_local MetadataScratch scratch;
+    scratch.key.assign(k);
+    scratch.value.assign(v);
+    return scratch;
+  }
+};
 
 // The envelope's metadata as views into the call's own storage.
 using MetadataViews = absl::InlinedVector<wire::MetadataView, 16>;
@@ -521,10 +577,11 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       if (attrs != nullptr) {
         wire::ForEachMetadata(*attrs, r->engine_->metadata_set(),
                               [&](std::string_view k, std::string_view v) {
+                                MetadataScratch& m = MetadataScratch::Get(k, v);
                                 if (status.ok()) {
-                                  r->ctx_->AddInitialMetadata(std::string(k), std::string(v));
+                                  r->ctx_->AddInitialMetadata(m.key, m.value);
                                 } else {
-                                  r->ctx_->AddTrailingMetadata(std::string(k), std::string(v));
+                                  r->ctx_->AddTrailingMetadata(m.key, m.value);
                                 }
                               });
       }
@@ -551,7 +608,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   // not a valid envelope.
   absl::Status Decode(v1::Envelope* proto, Envelope* out) {
     wire::FillFromMetadata(ClientMetadata(*ctx_), proto);
-    absl::Status s = FromProto(*proto, out);
+    absl::Status s = FromProtoTakingData(proto, out);
     if (!s.ok()) {
       engine_->CountMalformed();
       return absl::InvalidArgumentError(
@@ -582,10 +639,11 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandleCall() {
-    v1::Envelope proto;
-    if (!ParseBody(&proto)) return;
+    StackArena arena;
+    v1::Envelope* proto = arena.Make<v1::Envelope>();
+    if (!ParseBody(proto)) return;
     Envelope request;
-    if (absl::Status s = Decode(&proto, &request); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(proto, &request); !s.ok()) return Fail(s);
     std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
     ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
       if (!r.ok()) {
@@ -599,9 +657,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
         Finisher::Finish(f, status, nullptr, &*r);
         return;
       }
-      v1::Envelope out;
-      ToProto(*r, &out);
-      ByteBuffer buffer = ToBuffer(out);
+      StackArena arena;
+      v1::Envelope* out = arena.Make<v1::Envelope>();
+      ToProtoTakingData(*r, out);
+      ByteBuffer buffer = ToBuffer(*out);
       Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
     };
     if (server == nullptr || !server->Invoke(std::move(request), std::move(reply))) {
@@ -1185,7 +1244,8 @@ void Engine::Unary(const std::string& target, std::string_view method, ByteBuffe
   if (attributes != nullptr) {
     wire::ForEachMetadata(*attributes, metadata_set(),
                           [&call](std::string_view k, std::string_view v) {
-                            call->ctx.AddMetadata(std::string(k), std::string(v));
+                            MetadataScratch& m = MetadataScratch::Get(k, v);
+                            call->ctx.AddMetadata(m.key, m.value);
                           });
   }
   if (timeout < absl::InfiniteDuration()) {
@@ -1227,12 +1287,13 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       return;
     }
   }
-  v1::Envelope proto;
-  ToProto(request, &proto);
-  ByteBuffer body = ToBuffer(proto);
+  StackArena arena;
+  v1::Envelope* proto = arena.Make<v1::Envelope>();
+  ToProtoTakingData(request, proto);
+  ByteBuffer body = ToBuffer(*proto);
   // The proto is spent once serialized: its copy of the operation name names
   // the call in errors.
-  auto done = [reply = std::move(on_reply), op = std::move(*proto.mutable_type()), target](
+  auto done = [reply = std::move(on_reply), op = std::move(*proto->mutable_type()), target](
                   const ::grpc::Status& status, ClientCall& call) mutable {
     if (!status.ok()) {
       absl::Status s = FromGrpc(status);
@@ -1244,13 +1305,14 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       std::move(reply)(s);
       return;
     }
-    v1::Envelope out;
+    StackArena arena;
+    v1::Envelope* out = arena.Make<v1::Envelope>();
     Envelope env;
-    if (!ParseBuffer(&call.response, &out)) {
+    if (!ParseBuffer(&call.response, out)) {
       std::move(reply)(absl::InternalError(Cat("malformed reply to ", op, " from ", target)));
       return;
     }
-    if (absl::Status s = FromProto(out, &env); !s.ok()) {
+    if (absl::Status s = FromProtoTakingData(out, &env); !s.ok()) {
       std::move(reply)(absl::InternalError(
           Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
       return;

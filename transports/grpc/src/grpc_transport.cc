@@ -38,6 +38,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "google/protobuf/arena.h"
 #include "switchboard/clock.h"
 #include "switchboard/inproc_transport.h"
 #include "switchboard/status.h"
@@ -96,13 +97,17 @@ ByteBuffer ToBuffer(const std::string& bytes) {
 }
 
 // Serializes straight into one gRPC slice (no intermediate string).
+// ByteBuffer has no move operations: a copy allocates a new grpc_byte_buffer,
+// so the one return statement keeps this to named return value elision, and
+// callers hand buffers on with Swap.
 ByteBuffer ToBuffer(const google::protobuf::MessageLite& msg) {
   ByteBuffer buffer;
   bool own = false;
   if (!::grpc::GenericSerialize<::grpc::ProtoBufferWriter, google::protobuf::MessageLite>(
            msg, &buffer, &own)
            .ok()) {
-    return ToBuffer(msg.SerializeAsString());
+    ByteBuffer bytes = ToBuffer(msg.SerializeAsString());
+    buffer.Swap(&bytes);
   }
   return buffer;
 }
@@ -112,6 +117,46 @@ bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
   return ::grpc::GenericDeserialize<::grpc::ProtoBufferReader, google::protobuf::MessageLite>(
              buffer, msg)
       .ok();
+}
+
+// An arena for the protobuf form of one message, with its first block inside
+// this object (on the stack): on the heap, the message and each of its string
+// fields are an allocation of their own. A larger message spills into heap
+// blocks.
+class StackArena {
+ public:
+  StackArena() : arena_(block_, sizeof(block_)) {}
+  StackArena(const StackArena&) = delete;
+  StackArena& operator=(const StackArena&) = delete;
+
+  template <class Msg>
+  Msg* Make() {
+    return google::protobuf::Arena::CreateMessage<Msg>(&arena_);
+  }
+
+ private:
+  // Holds the message, its timestamps and string objects of an envelope with
+  // the usual attributes; the bytes of strings over 15 chars are still on
+  // the heap.
+  alignas(16) char block_[2048];
+  google::protobuf::Arena arena_;
+};
+
+// ToProto and FromProto copy every field; the payload, the one that can be
+// large, is moved instead.
+void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
+  std::string data = std::move(env.data);
+  env.data.clear();
+  ToProto(env, out);
+  out->set_data(std::move(data));
+}
+
+absl::Status FromProtoTakingData(v1::Envelope* proto, Envelope* out) {
+  std::string data = std::move(*proto->mutable_data());
+  proto->clear_data();
+  absl::Status s = FromProto(*proto, out);
+  out->data = std::move(data);
+  return s;
 }
 
 std::string ToBytes(const ByteBuffer& buffer) {
@@ -130,6 +175,21 @@ std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
          std::chrono::duration_cast<std::chrono::system_clock::duration>(
              absl::ToChronoNanoseconds(timeout));
 }
+
+// gRPC's Add*Metadata take `const std::string&` and copy both into the
+// context; strings of this thread's own, reused for every entry, keep the
+// arguments from costing an allocation per entry.
+struct MetadataScratch {
+  std::string key;
+  std::string value;
+
+  static MetadataScratch& Get(std::string_view k, std::string_view v) {
+    thread_local MetadataScratch scratch;
+    scratch.key.assign(k);
+    scratch.value.assign(v);
+    return scratch;
+  }
+};
 
 // The envelope's metadata as views into the call's own storage.
 using MetadataViews = absl::InlinedVector<wire::MetadataView, 16>;
@@ -214,8 +274,9 @@ class ServeEntry {
  public:
   explicit ServeEntry(RequestHandler handler) : handler_(std::move(handler)) {}
 
-  // Runs the handler unless stopped; false if stopped.
-  bool Invoke(Envelope request, ReplyCallback reply) {
+  // Runs the handler unless stopped; false if stopped, and then `request` and
+  // `reply` are left as they were.
+  bool Invoke(Envelope&& request, ReplyCallback&& reply) {
     {
       absl::MutexLock lock(&mu_);
       if (stopped_) return false;
@@ -393,7 +454,6 @@ class Engine : public std::enable_shared_from_this<Engine> {
     ByteBuffer request;
     ByteBuffer response;
   };
-  using UnaryDone = absl::AnyInvocable<void(const ::grpc::Status&, ClientCall&) &&>;
 
  private:
   struct ChannelEntry {
@@ -404,10 +464,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::string Resolve(std::string_view operation);
   std::shared_ptr<ChannelEntry> ChannelFor(const std::string& target);
   ::grpc::ChannelArguments ChannelArgs() const;
-  // Starts a unary call of `method` on `target`; `done` runs exactly once, on
-  // a gRPC thread (or inline when the transport is closed).
-  void Unary(const std::string& target, std::string_view method, ByteBuffer body,
-             const Envelope* attributes, absl::Duration timeout, UnaryDone done);
+  // Starts a unary call of `method` on `target` with `body` (taken);
+  // `done(const ::grpc::Status&, ClientCall&)` runs exactly once, on a gRPC
+  // thread (or inline when the transport is closed).
+  template <class Done>
+  void Unary(const std::string& target, std::string_view method, ByteBuffer&& body,
+             const Envelope* attributes, absl::Duration timeout, Done done);
   absl::Duration AcceptTimeout(const Envelope& env) const {
     if (!env.has_deadline()) return kAcceptTimeout;
     return std::min(kAcceptTimeout, env.deadline - clock_->Now());
@@ -504,10 +566,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     UnaryReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     bool finished ABSL_GUARDED_BY(mu) = false;
 
-    // `reply` (may be null) is written before an OK status; `attrs` (may be
-    // null) become metadata.
+    // `reply` (may be null) is taken and written before an OK status;
+    // `attrs` (may be null) become metadata.
     static void Finish(const std::shared_ptr<Finisher>& f, const absl::Status& status,
-                       const ByteBuffer* reply, const Envelope* attrs = nullptr) {
+                       ByteBuffer* reply, const Envelope* attrs = nullptr) {
       absl::MutexLock lock(&f->mu);
       if (f->finished) return;
       f->finished = true;
@@ -515,15 +577,16 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       if (attrs != nullptr) {
         wire::ForEachMetadata(*attrs, r->engine_->metadata_set(),
                               [&](std::string_view k, std::string_view v) {
+                                MetadataScratch& m = MetadataScratch::Get(k, v);
                                 if (status.ok()) {
-                                  r->ctx_->AddInitialMetadata(std::string(k), std::string(v));
+                                  r->ctx_->AddInitialMetadata(m.key, m.value);
                                 } else {
-                                  r->ctx_->AddTrailingMetadata(std::string(k), std::string(v));
+                                  r->ctx_->AddTrailingMetadata(m.key, m.value);
                                 }
                               });
       }
       if (status.ok() && reply != nullptr) {
-        r->out_ = *reply;
+        r->out_.Swap(reply);
         r->StartWriteAndFinish(&r->out_, ::grpc::WriteOptions(), ::grpc::Status::OK);
       } else {
         r->Finish(ToGrpc(status));
@@ -545,7 +608,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   // not a valid envelope.
   absl::Status Decode(v1::Envelope* proto, Envelope* out) {
     wire::FillFromMetadata(ClientMetadata(*ctx_), proto);
-    absl::Status s = FromProto(*proto, out);
+    absl::Status s = FromProtoTakingData(proto, out);
     if (!s.ok()) {
       engine_->CountMalformed();
       return absl::InvalidArgumentError(
@@ -576,12 +639,12 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandleCall() {
-    v1::Envelope proto;
-    if (!ParseBody(&proto)) return;
+    StackArena arena;
+    v1::Envelope* proto = arena.Make<v1::Envelope>();
+    if (!ParseBody(proto)) return;
     Envelope request;
-    if (absl::Status s = Decode(&proto, &request); !s.ok()) return Fail(s);
+    if (absl::Status s = Decode(proto, &request); !s.ok()) return Fail(s);
     std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
-    std::string op = request.type;
     ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
       if (!r.ok()) {
         Finisher::Finish(f, r.status(), nullptr);
@@ -594,13 +657,14 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
         Finisher::Finish(f, status, nullptr, &*r);
         return;
       }
-      v1::Envelope out;
-      ToProto(*r, &out);
-      ByteBuffer buffer = ToBuffer(out);
+      StackArena arena;
+      v1::Envelope* out = arena.Make<v1::Envelope>();
+      ToProtoTakingData(*r, out);
+      ByteBuffer buffer = ToBuffer(*out);
       Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
     };
     if (server == nullptr || !server->Invoke(std::move(request), std::move(reply))) {
-      Fail(absl::UnavailableError(Cat("no handler for ", op)));
+      Fail(absl::UnavailableError(Cat("no handler for ", request.type)));
     }
   }
 
@@ -1107,7 +1171,7 @@ void Engine::Shutdown() {
 std::string Engine::Resolve(std::string_view operation) {
   {
     absl::MutexLock lock(&targets_mu_);
-    for (const std::string& key : wire::TargetKeys(operation)) {
+    for (std::string_view key : wire::TargetKeys(operation)) {
       auto it = targets_.find(key);
       if (it != targets_.end()) return it->second;
     }
@@ -1164,32 +1228,45 @@ std::shared_ptr<Engine::ChannelEntry> Engine::ChannelFor(const std::string& targ
   return entry;
 }
 
-void Engine::Unary(const std::string& target, std::string_view method, ByteBuffer body,
-                   const Envelope* attributes, absl::Duration timeout, UnaryDone done) {
-  auto call = std::make_shared<ClientCall>();
-  call->request = std::move(body);
+template <class Done>
+void Engine::Unary(const std::string& target, std::string_view method, ByteBuffer&& body,
+                   const Envelope* attributes, absl::Duration timeout, Done done) {
+  // One allocation holds the call, its buffers and `done`. gRPC's callback
+  // then captures only a pointer, which std::function stores without
+  // allocating (it copies the callback once more inside gRPC).
+  struct Call : ClientCall {
+    explicit Call(Done d) : done(std::move(d)) {}
+    Done done;
+    std::shared_ptr<CallTracker> tracker;
+  };
+  auto call = std::make_shared<Call>(std::move(done));
+  call->request.Swap(&body);
   if (attributes != nullptr) {
     wire::ForEachMetadata(*attributes, metadata_set(),
                           [&call](std::string_view k, std::string_view v) {
-                            call->ctx.AddMetadata(std::string(k), std::string(v));
+                            MetadataScratch& m = MetadataScratch::Get(k, v);
+                            call->ctx.AddMetadata(m.key, m.value);
                           });
   }
   if (timeout < absl::InfiniteDuration()) {
     call->ctx.set_deadline(ChronoDeadline(std::max(timeout, absl::ZeroDuration())));
   }
+  // The tracker owns the call from here until its callback untracks it.
   if (!tracker_->Track(&call->ctx, call)) {
-    std::move(done)(::grpc::Status(::grpc::StatusCode::CANCELLED,
-                                   Cat("grpc transport \"", name_, "\" is closed")),
-                    *call);
+    std::move(call->done)(::grpc::Status(::grpc::StatusCode::CANCELLED,
+                                         Cat("grpc transport \"", name_, "\" is closed")),
+                          *call);
     return;
   }
+  call->tracker = tracker_;
   std::shared_ptr<ChannelEntry> channel = ChannelFor(target);
-  auto shared_done = std::make_shared<UnaryDone>(std::move(done));
   channel->stub->UnaryCall(
       &call->ctx, MethodName(method), ::grpc::StubOptions(), &call->request, &call->response,
-      [tracker = tracker_, call, shared_done](::grpc::Status status) {
-        std::move (*shared_done)(status, *call);
-        tracker->Untrack(&call->ctx);
+      [c = call.get()](::grpc::Status status) {
+        // Untracking frees the call: keep the tracker apart from it.
+        std::shared_ptr<CallTracker> tracker = std::move(c->tracker);
+        std::move(c->done)(status, *c);
+        tracker->Untrack(&c->ctx);
       });
 }
 
@@ -1210,37 +1287,39 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       return;
     }
   }
-  v1::Envelope proto;
-  ToProto(request, &proto);
-  std::string op = request.type;
-  auto reply = std::make_shared<ReplyCallback>(std::move(on_reply));
-  Unary(target, kMethodCall, ToBuffer(proto), &request, timeout,
-        [reply, op, target](const ::grpc::Status& status, ClientCall& call) {
-          if (!status.ok()) {
-            absl::Status s = FromGrpc(status);
-            if (s.code() == absl::StatusCode::kUnavailable &&
-                call.ctx.GetServerTrailingMetadata().count("ce-id") == 0) {
-              // The transport's own failure (not a handler's): say where.
-              s = absl::UnavailableError(
-                  Cat(op, " via gRPC target ", target, ": ", s.message()));
-            }
-            std::move (*reply)(s);
-            return;
-          }
-          v1::Envelope out;
-          Envelope env;
-          if (!ParseBuffer(&call.response, &out)) {
-            std::move (*reply)(absl::InternalError(
-                Cat("malformed reply to ", op, " from ", target)));
-            return;
-          }
-          if (absl::Status s = FromProto(out, &env); !s.ok()) {
-            std::move (*reply)(absl::InternalError(
-                Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
-            return;
-          }
-          std::move (*reply)(std::move(env));
-        });
+  StackArena arena;
+  v1::Envelope* proto = arena.Make<v1::Envelope>();
+  ToProtoTakingData(request, proto);
+  ByteBuffer body = ToBuffer(*proto);
+  // The proto is spent once serialized: its copy of the operation name names
+  // the call in errors.
+  auto done = [reply = std::move(on_reply), op = std::move(*proto->mutable_type()), target](
+                  const ::grpc::Status& status, ClientCall& call) mutable {
+    if (!status.ok()) {
+      absl::Status s = FromGrpc(status);
+      if (s.code() == absl::StatusCode::kUnavailable &&
+          call.ctx.GetServerTrailingMetadata().count("ce-id") == 0) {
+        // The transport's own failure (not a handler's): say where.
+        s = absl::UnavailableError(Cat(op, " via gRPC target ", target, ": ", s.message()));
+      }
+      std::move(reply)(s);
+      return;
+    }
+    StackArena arena;
+    v1::Envelope* out = arena.Make<v1::Envelope>();
+    Envelope env;
+    if (!ParseBuffer(&call.response, out)) {
+      std::move(reply)(absl::InternalError(Cat("malformed reply to ", op, " from ", target)));
+      return;
+    }
+    if (absl::Status s = FromProtoTakingData(out, &env); !s.ok()) {
+      std::move(reply)(absl::InternalError(
+          Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
+      return;
+    }
+    std::move(reply)(std::move(env));
+  };
+  Unary(target, kMethodCall, std::move(body), &request, timeout, std::move(done));
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Engine::Serve(const Endpoint& endpoint,
@@ -1288,15 +1367,15 @@ void Engine::Enqueue(Envelope command, DoneCallback on_accepted) {
   v1::EnqueueRequest req;
   ToProto(command, req.mutable_command());
   std::string op = command.type;
-  auto done = std::make_shared<DoneCallback>(std::move(on_accepted));
   Unary(target, kMethodEnqueue, ToBuffer(req), &command, AcceptTimeout(command),
-        [done, op, target](const ::grpc::Status& status, ClientCall&) {
+        [done = std::move(on_accepted), op = std::move(op), target](const ::grpc::Status& status,
+                                                                    ClientCall&) mutable {
           absl::Status s = FromGrpc(status);
           if (s.code() == absl::StatusCode::kUnavailable) {
             s = absl::UnavailableError(
                 Cat(op, " via gRPC target ", target, ": ", s.message()));
           }
-          std::move (*done)(s);
+          std::move(done)(s);
         });
 }
 
@@ -1555,10 +1634,9 @@ void Engine::SendReply(const std::string& reply_to, Envelope reply, DoneCallback
   v1::ReplyRequest req;
   req.set_inbox(ref->inbox);
   ToProto(reply, req.mutable_reply());
-  auto done = std::make_shared<DoneCallback>(std::move(on_sent));
   Unary(ref->target, kMethodReply, ToBuffer(req), &reply, AcceptTimeout(reply),
-        [done](const ::grpc::Status& status, ClientCall&) {
-          std::move (*done)(FromGrpc(status));
+        [done = std::move(on_sent)](const ::grpc::Status& status, ClientCall&) mutable {
+          std::move(done)(FromGrpc(status));
         });
 }
 

@@ -204,15 +204,15 @@ void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body) {
   }
 }
 
-std::vector<std::string> TargetKeys(std::string_view operation) {
-  std::vector<std::string> keys;
-  keys.emplace_back(operation);
+TargetKeyList TargetKeys(std::string_view operation) {
+  TargetKeyList keys;
+  keys.push_back(operation);
   if (size_t slash = operation.find('/'); slash != std::string_view::npos) {
-    keys.emplace_back(operation.substr(0, slash));
+    keys.push_back(operation.substr(0, slash));
   } else if (size_t dot = operation.rfind('.'); dot != std::string_view::npos) {
-    keys.emplace_back(operation.substr(0, dot));
+    keys.push_back(operation.substr(0, dot));
   }
-  keys.emplace_back("*");
+  keys.push_back("*");
   return keys;
 }
 

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -74,8 +75,10 @@ using internal::PercentEncode;
 
 // The target keys tried for an operation, most specific first:
 // "pkg.Service/Method" -> {"pkg.Service/Method", "pkg.Service", "*"};
-// event type "pkg.Type" -> {"pkg.Type", "pkg", "*"}.
-[[nodiscard]] std::vector<std::string> TargetKeys(std::string_view operation);
+// event type "pkg.Type" -> {"pkg.Type", "pkg", "*"}. Views into `operation`
+// (and a static "*"): every call resolves its target, so nothing is copied.
+using TargetKeyList = absl::InlinedVector<std::string_view, 3>;
+[[nodiscard]] TargetKeyList TargetKeys(std::string_view operation);
 
 // Reply addresses: "grpc://host:port/inbox/<id>".
 [[nodiscard]] std::string InboxAddress(std::string_view host_port, std::string_view inbox_id);

@@ -183,11 +183,11 @@ TEST(GrpcWireTest, MetadataViewsFillTheBodyWithoutOverwriting) {
 }
 
 TEST(GrpcWireTest, TargetKeysGoFromOperationToServiceToDefault) {
-  EXPECT_EQ(TargetKeys("orders.v1.Orders/PlaceOrder"),
-            (std::vector<std::string>{"orders.v1.Orders/PlaceOrder", "orders.v1.Orders", "*"}));
-  EXPECT_EQ(TargetKeys("orders.v1.OrderPlaced"),
-            (std::vector<std::string>{"orders.v1.OrderPlaced", "orders.v1", "*"}));
-  EXPECT_EQ(TargetKeys("plain"), (std::vector<std::string>{"plain", "*"}));
+  EXPECT_THAT(TargetKeys("orders.v1.Orders/PlaceOrder"),
+              ::testing::ElementsAre("orders.v1.Orders/PlaceOrder", "orders.v1.Orders", "*"));
+  EXPECT_THAT(TargetKeys("orders.v1.OrderPlaced"),
+              ::testing::ElementsAre("orders.v1.OrderPlaced", "orders.v1", "*"));
+  EXPECT_THAT(TargetKeys("plain"), ::testing::ElementsAre("plain", "*"));
 }
 
 TEST(GrpcWireTest, InboxAddressesRoundTripAndBadOnesAreRefused) {

@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -331,7 +332,10 @@ class State {
   static void OnClosed(natsConnection*, void* closure);
   void FailAllRequests(const absl::Status& why);
 
-  void FailRequest(uint64_t token, absl::Status status);
+  // Fails the request `token` if it is still pending, with the status `why`
+  // makes from its operation.
+  void FailRequest(uint64_t token,
+                   absl::FunctionRef<absl::Status(const std::string& operation)> why);
   std::optional<PendingRequest> TakeRequest(uint64_t token);
 
   const std::string name_;
@@ -777,11 +781,12 @@ std::optional<PendingRequest> State::TakeRequest(uint64_t token) {
   return std::move(node.mapped());
 }
 
-void State::FailRequest(uint64_t token, absl::Status status) {
+void State::FailRequest(uint64_t token,
+                        absl::FunctionRef<absl::Status(const std::string& operation)> why) {
   std::optional<PendingRequest> p = TakeRequest(token);
   if (!p) return;
   p->timer.Cancel();
-  std::move(p->on_reply)(std::move(status));
+  std::move(p->on_reply)(why(p->operation));
 }
 
 void State::Request(Envelope request, ReplyCallback on_reply) {
@@ -803,27 +808,32 @@ void State::Request(Envelope request, ReplyCallback on_reply) {
     std::move(on_reply)(msg.status());
     return;
   }
+  // The pending request keeps the operation name for every later message
+  // about it, so neither the timer nor this function needs a copy.
   {
     absl::MutexLock lock(&req_mu_);
-    pending_.emplace(token, PendingRequest{std::move(on_reply), TimerHandle(), request.type});
+    pending_.emplace(token,
+                     PendingRequest{std::move(on_reply), TimerHandle(), std::move(request.type)});
   }
   if (request.has_deadline()) {
-    std::weak_ptr<State> weak = self_;
-    std::string op = request.type;
-    TimerHandle timer = clock_->RunAt(request.deadline, [weak, token, op] {
+    TimerHandle timer = clock_->RunAt(request.deadline, [weak = self_, token] {
       if (auto st = weak.lock()) {
-        st->FailRequest(token, absl::DeadlineExceededError(
-                                   absl::StrCat("no reply from ", op, " before the deadline")));
+        st->FailRequest(token, [](const std::string& op) {
+          return absl::DeadlineExceededError(
+              absl::StrCat("no reply from ", op, " before the deadline"));
+        });
       }
     });
     absl::MutexLock lock(&req_mu_);
     auto it = pending_.find(token);
-    if (it != pending_.end()) it->second.timer = timer;
+    if (it != pending_.end()) it->second.timer = std::move(timer);
   }
   natsStatus s = natsConnection_PublishMsg(nc_, msg->get());
   if (s != NATS_OK) {
     publish_errors.fetch_add(1);
-    FailRequest(token, NatsError(s, absl::StrCat("cannot send request ", request.type)));
+    FailRequest(token, [s](const std::string& op) {
+      return NatsError(s, absl::StrCat("cannot send request ", op));
+    });
   }
 }
 
@@ -857,7 +867,7 @@ void State::OnInboxMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* c
         "reply to ", p->operation, " could not be decoded: ", env.status().message())));
     return;
   }
-  std::move(p->on_reply)(*std::move(env));
+  std::move(p->on_reply)(std::move(env));
 }
 
 // ---------------------------------------------------------------------------
@@ -906,10 +916,8 @@ class ServeReply {
     std::shared_ptr<ServeState> ss = std::move(ss_);
     ss_ = nullptr;
     State& st = *ss->st;
-    Envelope out;
-    if (reply.ok()) {
-      out = *std::move(reply);
-    } else {
+    Envelope out = reply.ok() ? *std::move(reply) : Envelope();
+    if (!reply.ok()) {
       out.status = reply.status();
       out.style = Style::kRequest;
     }
@@ -990,7 +998,8 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
     (void)st.PublishCore(reply_subject, out);
     return;
   }
-  (*ss)->handler(*std::move(env), ReplyCallback(ServeReply(*ss, reply_subject, id, type)));
+  (*ss)->handler(*std::move(env), ReplyCallback(ServeReply(*ss, std::move(reply_subject),
+                                                           std::move(id), std::move(type))));
 }
 
 class ServeSubscription final : public Subscription {

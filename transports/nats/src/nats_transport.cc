@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -44,6 +45,9 @@ constexpr absl::Duration kCloseWait = absl::Seconds(5);
 // Publish acknowledgements not received by then fail the publish.
 constexpr int64_t kPubAckWaitMs = 5000;
 constexpr std::string_view kCommandQueueGroup = "work";
+// Room for a request's reply subject: the inbox ("_INBOX." and a 22-character
+// id), a dot and a 64-bit token.
+constexpr size_t kMaxReplySubject = 64;
 
 struct Settings {
   std::vector<std::string> urls;
@@ -284,7 +288,7 @@ class State {
   }
 
   // ---- requests ----
-  void Request(Envelope request, ReplyCallback on_reply);
+  void Request(Envelope&& request, ReplyCallback on_reply);
 
   std::string Subject(Kind kind, std::string_view operation, std::string_view address = {}) const {
     return OperationSubject(s_.prefix, kind, operation, address);
@@ -345,7 +349,7 @@ class State {
   std::atomic<bool> closed_{false};
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::string inbox_prefix_;
+  std::string inbox_prefix_;  // "_INBOX.<id>.": a request's reply subject adds its token
   natsSubscription* inbox_sub_ = nullptr;
   std::weak_ptr<State> self_;
   CallbackCtx* cb_ctx_ = nullptr;
@@ -523,9 +527,13 @@ absl::Status State::Connect() {
 
   natsInbox* inbox = nullptr;
   if ((s = natsInbox_Create(&inbox)) != NATS_OK) return NatsError(s, "cannot create an inbox");
-  inbox_prefix_ = inbox;
+  inbox_prefix_ = absl::StrCat(inbox, ".");
   natsInbox_Destroy(inbox);
-  s = natsConnection_Subscribe(&inbox_sub_, nc_, absl::StrCat(inbox_prefix_, ".*").c_str(),
+  if (inbox_prefix_.size() + std::numeric_limits<uint64_t>::digits10 + 2 > kMaxReplySubject) {
+    return absl::InternalError(
+        absl::StrCat("the reply inbox ", inbox_prefix_, " is longer than expected"));
+  }
+  s = natsConnection_Subscribe(&inbox_sub_, nc_, absl::StrCat(inbox_prefix_, "*").c_str(),
                                &State::OnInboxMsg, this);
   if (s != NATS_OK) {
     inbox_sub_ = nullptr;
@@ -789,7 +797,7 @@ void State::FailRequest(uint64_t token,
   std::move(p->on_reply)(why(p->operation));
 }
 
-void State::Request(Envelope request, ReplyCallback on_reply) {
+void State::Request(Envelope&& request, ReplyCallback on_reply) {
   if (closed()) {
     std::move(on_reply)(absl::UnavailableError(
         absl::StrCat("nats transport \"", name_, "\" is closed")));
@@ -802,8 +810,11 @@ void State::Request(Envelope request, ReplyCallback on_reply) {
   }
   const uint64_t token = next_token_.fetch_add(1);
   const std::string subject = Subject(Kind::kRequest, request.type);
-  const std::string reply = absl::StrCat(inbox_prefix_, ".", token);
-  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply.c_str(), request);
+  // On the stack (Connect checked that the inbox fits): cnats copies it.
+  char reply[kMaxReplySubject];
+  absl::numbers_internal::FastIntToBuffer(
+      token, std::copy(inbox_prefix_.begin(), inbox_prefix_.end(), reply));
+  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply, request);
   if (!msg.ok()) {
     std::move(on_reply)(msg.status());
     return;
@@ -907,20 +918,24 @@ class ServeReply {
     }
   }
 
-  void operator()(absl::StatusOr<Envelope> reply) && {
+  void operator()(absl::StatusOr<Envelope>&& reply) && {
     if (ss_ != nullptr) Send(std::move(reply));
   }
 
  private:
-  void Send(absl::StatusOr<Envelope> reply) {
+  // The reply is completed and sent where it is: each move of an envelope
+  // moves some fifteen members.
+  void Send(absl::StatusOr<Envelope>&& reply) {
     std::shared_ptr<ServeState> ss = std::move(ss_);
     ss_ = nullptr;
     State& st = *ss->st;
-    Envelope out = reply.ok() ? *std::move(reply) : Envelope();
     if (!reply.ok()) {
-      out.status = reply.status();
-      out.style = Style::kRequest;
+      Envelope failed;
+      failed.status = reply.status();
+      failed.style = Style::kRequest;
+      reply = std::move(failed);
     }
+    Envelope& out = *reply;
     if (out.id.empty()) out.id = NewMessageId();
     if (out.source.empty()) out.source = st.source();
     if (out.type.empty()) out.type = type_;

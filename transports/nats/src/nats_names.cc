@@ -30,8 +30,22 @@ std::string_view KindToken(Kind kind) {
   return "x";
 }
 
+// Whether SubjectSafe(text) == text: no reserved character, no empty token.
+bool IsSubjectSafe(std::string_view text) {
+  if (text.empty() || text.front() == '.' || text.back() == '.') return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '.' ? text[i + 1] == '.' : !SubjectChar(c)) return false;
+  }
+  return true;
+}
+
 // Appends SubjectSafe(text) to `out`.
 void AppendSubjectSafe(std::string_view text, std::string* out) {
+  if (IsSubjectSafe(text)) {  // the usual operation name, copied at once
+    out->append(text);
+    return;
+  }
   bool token_start = true;
   for (unsigned char c : text) {
     if (c == '.') {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -399,14 +400,20 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
                                              std::string data) {
   // One pass: every value's encoding is checked (a bad escape anywhere is
   // reported with its key) and the mapped headers are picked out as views.
+  // Other ce-* headers are collected for the extension pass.
   std::optional<std::string_view> slot[kSlotCount];
+  absl::InlinedVector<const HeaderView*, 8> extensions;
   for (const HeaderView& h : headers) {
     if (absl::Status s = CheckEncoding(h.value); !s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("NATS header ", Sv(h.key), ": ", s.message()));
     }
     int i = SlotOf(h.key);
-    if (i >= 0 && !slot[i]) slot[i] = h.value;
+    if (i >= 0) {
+      if (!slot[i]) slot[i] = h.value;
+    } else if (h.key.size() > kCePrefix.size() && h.key.substr(0, kCePrefix.size()) == kCePrefix) {
+      extensions.push_back(&h);
+    }
   }
   auto get = [&slot](Slot i, std::string* out) {
     if (!slot[i]) return false;
@@ -494,19 +501,15 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
   }
 
   std::string lower;
-  for (const HeaderView& h : headers) {
-    if (h.key.size() <= kCePrefix.size() || h.key.substr(0, kCePrefix.size()) != kCePrefix ||
-        SlotOf(h.key) >= 0) {
-      continue;  // not an extension, or a mapped attribute spelled as we send it
-    }
+  for (const HeaderView* h : extensions) {
     // Lower-cased only when it is not already: a sender's own spelling.
-    std::string_view name = h.key.substr(kCePrefix.size());
+    std::string_view name = h->key.substr(kCePrefix.size());
     if (!IsAttributeName(name)) {
       lower = absl::AsciiStrToLower(Sv(name));
       name = lower;
     }
     if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
-    DecodeValid(h.value, &env.extensions[std::string(name)]);
+    DecodeValid(h->value, &env.extensions[std::string(name)]);
   }
   env.data = std::move(data);
   return env;

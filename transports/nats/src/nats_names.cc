@@ -30,23 +30,42 @@ std::string_view KindToken(Kind kind) {
   return "x";
 }
 
+// Whether SubjectSafe(text) == text: no reserved character, no empty token.
+bool IsSubjectSafe(std::string_view text) {
+  if (text.empty() || text.front() == '.' || text.back() == '.') return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '.' ? text[i + 1] == '.' : !SubjectChar(c)) return false;
+  }
+  return true;
+}
+
+// Appends SubjectSafe(text) to `out`.
+void AppendSubjectSafe(std::string_view text, std::string* out) {
+  if (IsSubjectSafe(text)) {  // the usual operation name, copied at once
+    out->append(text);
+    return;
+  }
+  bool token_start = true;
+  for (unsigned char c : text) {
+    if (c == '.') {
+      if (token_start) out->push_back('_');  // empty token
+      out->push_back('.');
+      token_start = true;
+      continue;
+    }
+    out->push_back(SubjectChar(c) ? static_cast<char>(c) : '_');
+    token_start = false;
+  }
+  if (token_start) out->push_back('_');  // empty text or trailing dot
+}
+
 }  // namespace
 
 std::string SubjectSafe(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 1);
-  bool token_start = true;
-  for (unsigned char c : text) {
-    if (c == '.') {
-      if (token_start) out.push_back('_');  // empty token
-      out.push_back('.');
-      token_start = true;
-      continue;
-    }
-    out.push_back(SubjectChar(c) ? static_cast<char>(c) : '_');
-    token_start = false;
-  }
-  if (token_start) out.push_back('_');  // empty text or trailing dot
+  AppendSubjectSafe(text, &out);
   return out;
 }
 
@@ -73,7 +92,16 @@ std::string ShortHash(std::string_view text) {
 std::string OperationSubject(std::string_view prefix, Kind kind, std::string_view operation,
                              std::string_view address) {
   if (!address.empty()) return std::string(address);
-  return absl::StrCat(SubjectSafe(prefix), ".", Sv(KindToken(kind)), ".", SubjectSafe(operation));
+  // Built in place: this runs for every request sent.
+  const std::string_view kind_token = KindToken(kind);
+  std::string out;
+  out.reserve(prefix.size() + kind_token.size() + operation.size() + 4);
+  AppendSubjectSafe(prefix, &out);
+  out.push_back('.');
+  out.append(kind_token);
+  out.push_back('.');
+  AppendSubjectSafe(operation, &out);
+  return out;
 }
 
 std::string StreamName(std::string_view prefix, Kind kind, std::string_view subject) {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -16,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,6 +45,9 @@ constexpr absl::Duration kCloseWait = absl::Seconds(5);
 // Publish acknowledgements not received by then fail the publish.
 constexpr int64_t kPubAckWaitMs = 5000;
 constexpr std::string_view kCommandQueueGroup = "work";
+// Room for a request's reply subject: the inbox ("_INBOX." and a 22-character
+// id), a dot and a 64-bit token.
+constexpr size_t kMaxReplySubject = 64;
 
 struct Settings {
   std::vector<std::string> urls;
@@ -283,7 +288,7 @@ class State {
   }
 
   // ---- requests ----
-  void Request(Envelope request, ReplyCallback on_reply);
+  void Request(Envelope&& request, ReplyCallback on_reply);
 
   std::string Subject(Kind kind, std::string_view operation, std::string_view address = {}) const {
     return OperationSubject(s_.prefix, kind, operation, address);
@@ -331,7 +336,10 @@ class State {
   static void OnClosed(natsConnection*, void* closure);
   void FailAllRequests(const absl::Status& why);
 
-  void FailRequest(uint64_t token, absl::Status status);
+  // Fails the request `token` if it is still pending, with the status `why`
+  // makes from its operation.
+  void FailRequest(uint64_t token,
+                   absl::FunctionRef<absl::Status(const std::string& operation)> why);
   std::optional<PendingRequest> TakeRequest(uint64_t token);
 
   const std::string name_;
@@ -341,7 +349,7 @@ class State {
   std::atomic<bool> closed_{false};
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::string inbox_prefix_;
+  std::string inbox_prefix_;  // "_INBOX.<id>.": a request's reply subject adds its token
   natsSubscription* inbox_sub_ = nullptr;
   std::weak_ptr<State> self_;
   CallbackCtx* cb_ctx_ = nullptr;
@@ -519,9 +527,13 @@ absl::Status State::Connect() {
 
   natsInbox* inbox = nullptr;
   if ((s = natsInbox_Create(&inbox)) != NATS_OK) return NatsError(s, "cannot create an inbox");
-  inbox_prefix_ = inbox;
+  inbox_prefix_ = absl::StrCat(inbox, ".");
   natsInbox_Destroy(inbox);
-  s = natsConnection_Subscribe(&inbox_sub_, nc_, absl::StrCat(inbox_prefix_, ".*").c_str(),
+  if (inbox_prefix_.size() + std::numeric_limits<uint64_t>::digits10 + 2 > kMaxReplySubject) {
+    return absl::InternalError(
+        absl::StrCat("the reply inbox ", inbox_prefix_, " is longer than expected"));
+  }
+  s = natsConnection_Subscribe(&inbox_sub_, nc_, absl::StrCat(inbox_prefix_, "*").c_str(),
                                &State::OnInboxMsg, this);
   if (s != NATS_OK) {
     inbox_sub_ = nullptr;
@@ -777,14 +789,15 @@ std::optional<PendingRequest> State::TakeRequest(uint64_t token) {
   return std::move(node.mapped());
 }
 
-void State::FailRequest(uint64_t token, absl::Status status) {
+void State::FailRequest(uint64_t token,
+                        absl::FunctionRef<absl::Status(const std::string& operation)> why) {
   std::optional<PendingRequest> p = TakeRequest(token);
   if (!p) return;
   p->timer.Cancel();
-  std::move(p->on_reply)(std::move(status));
+  std::move(p->on_reply)(why(p->operation));
 }
 
-void State::Request(Envelope request, ReplyCallback on_reply) {
+void State::Request(Envelope&& request, ReplyCallback on_reply) {
   if (closed()) {
     std::move(on_reply)(absl::UnavailableError(
         absl::StrCat("nats transport \"", name_, "\" is closed")));
@@ -797,33 +810,41 @@ void State::Request(Envelope request, ReplyCallback on_reply) {
   }
   const uint64_t token = next_token_.fetch_add(1);
   const std::string subject = Subject(Kind::kRequest, request.type);
-  const std::string reply = absl::StrCat(inbox_prefix_, ".", token);
-  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply.c_str(), request);
+  // On the stack (Connect checked that the inbox fits): cnats copies it.
+  char reply[kMaxReplySubject];
+  absl::numbers_internal::FastIntToBuffer(
+      token, std::copy(inbox_prefix_.begin(), inbox_prefix_.end(), reply));
+  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply, request);
   if (!msg.ok()) {
     std::move(on_reply)(msg.status());
     return;
   }
+  // The pending request keeps the operation name for every later message
+  // about it, so neither the timer nor this function needs a copy.
   {
     absl::MutexLock lock(&req_mu_);
-    pending_.emplace(token, PendingRequest{std::move(on_reply), TimerHandle(), request.type});
+    pending_.emplace(token,
+                     PendingRequest{std::move(on_reply), TimerHandle(), std::move(request.type)});
   }
   if (request.has_deadline()) {
-    std::weak_ptr<State> weak = self_;
-    std::string op = request.type;
-    TimerHandle timer = clock_->RunAt(request.deadline, [weak, token, op] {
+    TimerHandle timer = clock_->RunAt(request.deadline, [weak = self_, token] {
       if (auto st = weak.lock()) {
-        st->FailRequest(token, absl::DeadlineExceededError(
-                                   absl::StrCat("no reply from ", op, " before the deadline")));
+        st->FailRequest(token, [](const std::string& op) {
+          return absl::DeadlineExceededError(
+              absl::StrCat("no reply from ", op, " before the deadline"));
+        });
       }
     });
     absl::MutexLock lock(&req_mu_);
     auto it = pending_.find(token);
-    if (it != pending_.end()) it->second.timer = timer;
+    if (it != pending_.end()) it->second.timer = std::move(timer);
   }
   natsStatus s = natsConnection_PublishMsg(nc_, msg->get());
   if (s != NATS_OK) {
     publish_errors.fetch_add(1);
-    FailRequest(token, NatsError(s, absl::StrCat("cannot send request ", request.type)));
+    FailRequest(token, [s](const std::string& op) {
+      return NatsError(s, absl::StrCat("cannot send request ", op));
+    });
   }
 }
 
@@ -857,7 +878,7 @@ void State::OnInboxMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* c
         "reply to ", p->operation, " could not be decoded: ", env.status().message())));
     return;
   }
-  std::move(p->on_reply)(*std::move(env));
+  std::move(p->on_reply)(std::move(env));
 }
 
 // ---------------------------------------------------------------------------
@@ -897,22 +918,24 @@ class ServeReply {
     }
   }
 
-  void operator()(absl::StatusOr<Envelope> reply) && {
+  void operator()(absl::StatusOr<Envelope>&& reply) && {
     if (ss_ != nullptr) Send(std::move(reply));
   }
 
  private:
-  void Send(absl::StatusOr<Envelope> reply) {
+  // The reply is completed and sent where it is: each move of an envelope
+  // moves some fifteen members.
+  void Send(absl::StatusOr<Envelope>&& reply) {
     std::shared_ptr<ServeState> ss = std::move(ss_);
     ss_ = nullptr;
     State& st = *ss->st;
-    Envelope out;
-    if (reply.ok()) {
-      out = *std::move(reply);
-    } else {
-      out.status = reply.status();
-      out.style = Style::kRequest;
+    if (!reply.ok()) {
+      Envelope failed;
+      failed.status = reply.status();
+      failed.style = Style::kRequest;
+      reply = std::move(failed);
     }
+    Envelope& out = *reply;
     if (out.id.empty()) out.id = NewMessageId();
     if (out.source.empty()) out.source = st.source();
     if (out.type.empty()) out.type = type_;
@@ -990,7 +1013,8 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
     (void)st.PublishCore(reply_subject, out);
     return;
   }
-  (*ss)->handler(*std::move(env), ReplyCallback(ServeReply(*ss, reply_subject, id, type)));
+  (*ss)->handler(*std::move(env), ReplyCallback(ServeReply(*ss, std::move(reply_subject),
+                                                           std::move(id), std::move(type))));
 }
 
 class ServeSubscription final : public Subscription {

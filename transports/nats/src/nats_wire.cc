@@ -5,6 +5,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -104,15 +105,33 @@ enum Slot {
   kSlotCount,
 };
 
-int SlotOf(std::string_view key) {
-  static constexpr std::string_view kKeys[kSlotCount] = {
-      kContentTypeHeader, "ce-id",          "ce-type",           "ce-specversion",
-      "ce-source",        "ce-time",        "ce-datacontenttype", "ce-subject",
-      "ce-traceparent",   "traceparent",    "ce-tracestate",     "tracestate",
-      "ce-idempotencykey", "ce-expirytime", "ce-correlationid",  "ce-replyto",
-      "ce-attempt",       "ce-style",       "ce-statuscode",     "ce-statusmessage"};
+constexpr std::string_view kSlotKeys[kSlotCount] = {
+    kContentTypeHeader, "ce-id",          "ce-type",           "ce-specversion",
+    "ce-source",        "ce-time",        "ce-datacontenttype", "ce-subject",
+    "ce-traceparent",   "traceparent",    "ce-tracestate",     "tracestate",
+    "ce-idempotencykey", "ce-expirytime", "ce-correlationid",  "ce-replyto",
+    "ce-attempt",       "ce-style",       "ce-statuscode",     "ce-statusmessage"};
+constexpr size_t kMaxSlotKey = 18;
+
+// The slots by key length (-1 ends a row): a lookup, done for every received
+// header, compares bytes with at most four keys instead of scanning all.
+constexpr auto kSlotsByLength = [] {
+  std::array<std::array<int8_t, 5>, kMaxSlotKey + 1> t{};
+  for (auto& row : t) row.fill(-1);
   for (int i = 0; i < kSlotCount; ++i) {
-    if (kKeys[i] == key) return i;
+    auto& row = t[kSlotKeys[i].size()];
+    size_t j = 0;
+    while (row[j] >= 0) ++j;
+    row[j] = static_cast<int8_t>(i);
+  }
+  return t;
+}();
+
+int SlotOf(std::string_view key) {
+  if (key.size() > kMaxSlotKey) return -1;
+  for (int8_t i : kSlotsByLength[key.size()]) {
+    if (i < 0) break;
+    if (kSlotKeys[i] == key) return i;
   }
   return -1;
 }
@@ -381,28 +400,43 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
                                              std::string data) {
   // One pass: every value's encoding is checked (a bad escape anywhere is
   // reported with its key) and the mapped headers are picked out as views.
+  // Other ce-* headers are collected for the extension pass.
   std::optional<std::string_view> slot[kSlotCount];
+  absl::InlinedVector<const HeaderView*, 8> extensions;
   for (const HeaderView& h : headers) {
     if (absl::Status s = CheckEncoding(h.value); !s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("NATS header ", Sv(h.key), ": ", s.message()));
     }
     int i = SlotOf(h.key);
-    if (i >= 0 && !slot[i]) slot[i] = h.value;
+    if (i >= 0) {
+      if (!slot[i]) slot[i] = h.value;
+    } else if (h.key.size() > kCePrefix.size() && h.key.substr(0, kCePrefix.size()) == kCePrefix) {
+      extensions.push_back(&h);
+    }
   }
   auto get = [&slot](Slot i, std::string* out) {
     if (!slot[i]) return false;
     DecodeValid(*slot[i], out);
     return true;
   };
+  // The decoded value of a header that is only parsed or compared: the
+  // header itself when it needs no decoding, else decoded into `scratch`.
+  auto view = [&slot](Slot i, std::string* scratch) -> std::optional<std::string_view> {
+    if (!slot[i]) return std::nullopt;
+    if (IsPlain(*slot[i])) return *slot[i];
+    DecodeValid(*slot[i], scratch);
+    return std::string_view(*scratch);
+  };
 
   Envelope env;
-  std::string v;
-  std::string content_type;
-  bool has_ct = get(kSlotContentType, &content_type);
-  if (has_ct && absl::StartsWithIgnoreCase(content_type, "application/cloudevents")) {
+  std::string scratch;
+  std::string content_type_scratch;
+  const std::optional<std::string_view> content_type =
+      view(kSlotContentType, &content_type_scratch);
+  if (content_type && absl::StartsWithIgnoreCase(Sv(*content_type), "application/cloudevents")) {
     return absl::InvalidArgumentError(
-        absl::StrCat("structured-mode CloudEvents (Content-Type ", content_type.substr(0, 64),
+        absl::StrCat("structured-mode CloudEvents (Content-Type ", Sv(content_type->substr(0, 64)),
                      ") are not supported; send binary mode (ce-* headers)"));
   }
   if (!get(kSlotId, &env.id) || env.id.empty()) {
@@ -419,22 +453,22 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
         "ce-specversion is \"", env.spec_version.substr(0, 16), "\"; only \"1.0\" is understood"));
   }
   get(kSlotSource, &env.source);
-  if (get(kSlotTime, &v)) {
-    absl::StatusOr<absl::Time> t = ParseTimestamp(v);
+  if (std::optional<std::string_view> v = view(kSlotTime, &scratch)) {
+    absl::StatusOr<absl::Time> t = ParseTimestamp(*v);
     if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("ce-time: ", t.status().message()));
     env.time = *t;
   }
-  if (get(kSlotDataContentType, &v)) {
-    env.data_content_type = v;
-  } else if (has_ct) {
-    env.data_content_type = content_type;
+  if (std::optional<std::string_view> v = view(kSlotDataContentType, &scratch)) {
+    env.data_content_type.assign(*v);
+  } else if (content_type) {
+    env.data_content_type.assign(*content_type);
   }
   get(kSlotSubject, &env.subject);
   if (!get(kSlotCeTraceparent, &env.traceparent)) get(kSlotTraceparent, &env.traceparent);
   if (!get(kSlotCeTracestate, &env.tracestate)) get(kSlotTracestate, &env.tracestate);
   get(kSlotIdempotencyKey, &env.idempotency_key);
-  if (get(kSlotExpiryTime, &v)) {
-    absl::StatusOr<absl::Time> t = ParseTimestamp(v);
+  if (std::optional<std::string_view> v = view(kSlotExpiryTime, &scratch)) {
+    absl::StatusOr<absl::Time> t = ParseTimestamp(*v);
     if (!t.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("ce-expirytime: ", t.status().message()));
     }
@@ -442,36 +476,40 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
   }
   get(kSlotCorrelationId, &env.correlation_id);
   get(kSlotReplyTo, &env.reply_to);
-  if (get(kSlotAttempt, &v)) {
+  if (std::optional<std::string_view> v = view(kSlotAttempt, &scratch)) {
     int32_t attempt = 0;
-    if (!absl::SimpleAtoi(v, &attempt) || attempt < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("ce-attempt is \"", v.substr(0, 16), "\"; must be an integer >= 1"));
+    if (!absl::SimpleAtoi(Sv(*v), &attempt) || attempt < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ce-attempt is \"", Sv(v->substr(0, 16)), "\"; must be an integer >= 1"));
     }
     env.attempt = attempt;
   }
-  if (get(kSlotStyle, &v) && !ParseStyle(v, &env.style)) {
+  if (std::optional<std::string_view> v = view(kSlotStyle, &scratch);
+      v && !ParseStyle(*v, &env.style)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ce-style is \"", v.substr(0, 16), "\"; must be request, command or event"));
+        "ce-style is \"", Sv(v->substr(0, 16)), "\"; must be request, command or event"));
   }
-  if (get(kSlotStatusCode, &v)) {
+  if (std::optional<std::string_view> v = view(kSlotStatusCode, &scratch)) {
     absl::StatusCode code;
-    if (!ParseCode(v, &code)) {
+    if (!ParseCode(*v, &code)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("ce-statuscode is \"", v.substr(0, 24), "\"; not a status code"));
+          absl::StrCat("ce-statuscode is \"", Sv(v->substr(0, 24)), "\"; not a status code"));
     }
     std::string message;
     get(kSlotStatusMessage, &message);
     if (code != absl::StatusCode::kOk) env.status = absl::Status(code, message);
   }
 
-  for (const HeaderView& h : headers) {
-    if (h.key.size() <= kCePrefix.size() || h.key.substr(0, kCePrefix.size()) != kCePrefix) {
-      continue;
+  std::string lower;
+  for (const HeaderView* h : extensions) {
+    // Lower-cased only when it is not already: a sender's own spelling.
+    std::string_view name = h->key.substr(kCePrefix.size());
+    if (!IsAttributeName(name)) {
+      lower = absl::AsciiStrToLower(Sv(name));
+      name = lower;
     }
-    std::string name = absl::AsciiStrToLower(Sv(h.key.substr(kCePrefix.size())));
     if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
-    DecodeValid(h.value, &env.extensions[name]);
+    DecodeValid(h->value, &env.extensions[std::string(name)]);
   }
   env.data = std::move(data);
   return env;

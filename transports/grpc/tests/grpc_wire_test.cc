@@ -153,7 +153,7 @@ TEST(GrpcWireTest, PercentEncodingKeepsPlainValuesAndEscapesBoundaries) {
   std::string appended = "keep:";
   AppendPercentEncoded("x y", &appended);
   EXPECT_EQ(appended, "keep:x%20y");
-  for (const std::string raw : {std::string("no escapes"), std::string("100% \"sure\""),
+  for (const std::string& raw : {std::string("no escapes"), std::string("100% \"sure\""),
                                 std::string("\x01\xff tail"), std::string(300, '%')}) {
     EXPECT_EQ(PercentDecode(PercentEncode(raw)), raw);
   }

@@ -23,8 +23,6 @@ int HexValue(char c) {
   return -1;
 }
 
-std::string Ce(std::string_view name) { return absl::StrCat(Sv(kCePrefix), Sv(name)); }
-
 // Attributes with a field of their own; an extension with one of these names
 // would be ambiguous on the wire.
 bool IsMappedAttribute(std::string_view name) {

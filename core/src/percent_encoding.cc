@@ -1,6 +1,7 @@
 #include "switchboard/internal/percent_encoding.h"
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 namespace switchboard::internal {
@@ -14,11 +15,29 @@ constexpr auto kEscape = [] {
 
 bool Escaped(char c) { return kEscape[static_cast<unsigned char>(c)]; }
 
+// Whether any of the 8 bytes in `x` is escaped: below 0x21, above 0x7E, '"'
+// or '%'. Eight bytes per step instead of a table lookup per byte (a NATS
+// request's header values are several hundred bytes, checked twice).
+bool AnyEscaped(uint64_t x) {
+  constexpr uint64_t kOnes = ~uint64_t{0} / 255;  // 0x0101...01
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+  const uint64_t below = (x - kOnes * 0x21) & ~x & kHigh;   // a byte < 0x21
+  const uint64_t above = ((x + kOnes * (0x7F - 0x7E)) | x) & kHigh;  // a byte > 0x7E
+  return (below | above | has_zero(x ^ (kOnes * '"')) | has_zero(x ^ (kOnes * '%'))) != 0;
+}
+
 }  // namespace
 
 bool NeedsPercentEncoding(std::string_view value) {
-  for (char c : value) {
-    if (Escaped(c)) return true;
+  size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, value.data() + i, 8);
+    if (AnyEscaped(x)) return true;
+  }
+  for (; i < value.size(); ++i) {
+    if (Escaped(value[i])) return true;
   }
   return false;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -64,6 +65,13 @@ class SenderLink : public proton::sender {
  public:
   explicit SenderLink(const proton::sender& s) : proton::sender(s) {}
   pn_link_t* pn() const { return pn_object(); }
+};
+
+// The Proton C delivery under a tracker, the same way.
+class TrackerDelivery : public proton::tracker {
+ public:
+  explicit TrackerDelivery(const proton::tracker& t) : proton::tracker(t) {}
+  pn_delivery_t* pn() const { return pn_object(); }
 };
 
 absl::Duration FromProto(const google::protobuf::Duration& d, absl::Duration fallback) {
@@ -417,10 +425,9 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     bool posted = Post([this, request = std::move(request), address, key, op] {
       SendEnvelope(address, /*durable=*/false, request, /*durable_message=*/false, "",
                    [this, key, op](absl::Status s) {
-                     if (!s.ok()) {
-                       CompleteRequest(key, absl::UnavailableError(absl::StrCat(
-                                                "amqp: no server for ", op, " (", s.message(), ")")));
-                     }
+                     if (s.ok()) return;
+                     CompleteRequest(key, absl::UnavailableError(absl::StrCat(
+                                              "amqp: no server for ", op, " (", s.message(), ")")));
                    });
     });
     if (!posted) CompleteRequest(key, absl::UnavailableError("amqp: transport is closed"));
@@ -941,10 +948,6 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     senders_.erase(victim);
   }
 
-  static std::string TrackerKey(const std::string& link, std::string_view tag) {
-    return absl::StrCat(link, "|", Sv(tag));
-  }
-
   // Sends with Proton's C API what proton::sender::send does for a
   // proton::message, from bytes encoded once by EnvelopeEncoder. The
   // tracker events of the delivery come as for any send.
@@ -954,50 +957,46 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       entry.queue.pop_front();
       pn_link_t* link = SenderLink(entry.sender).pn();
       const uint64_t tag = ++entry.last_tag;
-      const std::string_view tag_bytes(reinterpret_cast<const char*>(&tag), sizeof tag);
-      pn_delivery_t* delivery = pn_delivery(link, pn_dtag(tag_bytes.data(), tag_bytes.size()));
+      pn_delivery_t* delivery =
+          pn_delivery(link, pn_dtag(reinterpret_cast<const char*>(&tag), sizeof tag));
       pn_link_send(link, out.bytes.data(), out.bytes.size());
       pn_link_advance(link);
       if (pn_link_snd_settle_mode(link) == PN_SND_SETTLED) pn_delivery_settle(delivery);
       ++entry.outstanding;
-      trackers_[TrackerKey(entry.sender.name(), tag_bytes)] = std::move(out.done);
+      trackers_.emplace(delivery, Tracked{link, &entry, std::move(out.done)});
       KeepBuffer(std::move(out.bytes));
     }
   }
 
-  void FinishTracker(proton::tracker& t, absl::Status s) {
-    const std::string link = t.sender().name();
-    const proton::binary tag = t.tag();
-    auto it = trackers_.find(
-        TrackerKey(link, std::string_view(reinterpret_cast<const char*>(tag.data()), tag.size())));
-    if (it == trackers_.end()) return;
-    Done done = std::move(it->second);
+  // The outcome callback of a sent message, taken by the broker's first
+  // outcome for it (accept, reject, release or settle); null after that.
+  Done TakeTracker(const proton::tracker& t) {
+    auto it = trackers_.find(TrackerDelivery(t).pn());
+    if (it == trackers_.end()) return nullptr;
+    Tracked tracked = std::move(it->second);
     trackers_.erase(it);
-    if (auto name_it = sender_links_.find(link); name_it != sender_links_.end()) {
-      auto sit = senders_.find(name_it->second);
-      if (sit != senders_.end() && sit->second.outstanding > 0) --sit->second.outstanding;
-    }
-    if (done) done(std::move(s));
+    if (tracked.sender->outstanding > 0) --tracked.sender->outstanding;
+    return std::move(tracked.done);
   }
 
-  void DropSender(const std::string& link, const absl::Status& why) {
-    auto name_it = sender_links_.find(link);
-    if (name_it == sender_links_.end()) return;
-    auto it = senders_.find(name_it->second);
+  void DropSender(const proton::sender& s, const absl::Status& why) {
+    pn_link_t* link = SenderLink(s).pn();
     std::vector<Done> failed;
-    if (it != senders_.end()) {
-      for (auto& out : it->second.queue) failed.push_back(std::move(out.done));
-      senders_.erase(it);
-    }
-    sender_links_.erase(name_it);
-    const std::string prefix = absl::StrCat(link, "|");
-    for (auto t = trackers_.begin(); t != trackers_.end();) {
-      if (absl::StartsWith(t->first, prefix)) {
-        failed.push_back(std::move(t->second));
-        t = trackers_.erase(t);
+    // Its messages without an outcome, before its entry goes.
+    for (auto it = trackers_.begin(); it != trackers_.end();) {
+      if (it->second.link == link) {
+        failed.push_back(std::move(it->second.done));
+        trackers_.erase(it++);
       } else {
-        ++t;
+        ++it;
       }
+    }
+    if (auto name_it = sender_links_.find(s.name()); name_it != sender_links_.end()) {
+      if (auto it = senders_.find(name_it->second); it != senders_.end()) {
+        for (auto& out : it->second.queue) failed.push_back(std::move(out.done));
+        senders_.erase(it);
+      }
+      sender_links_.erase(name_it);
     }
     for (auto& d : failed) {
       if (d) d(why);
@@ -1439,7 +1438,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     ++generation_;
     inflight_.clear();
     std::vector<Done> failed;
-    for (auto& [key, done] : trackers_) failed.push_back(std::move(done));
+    for (auto& [delivery, tracked] : trackers_) failed.push_back(std::move(tracked.done));
     trackers_.clear();
     for (auto& [address, entry] : senders_) entry.outstanding = 0;
     for (auto& d : failed) {
@@ -1518,26 +1517,36 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   }
 
   void on_sender_error(proton::sender& s) override {
-    DropSender(s.name(), LinkError(s.error(), "send"));
+    DropSender(s, LinkError(s.error(), "send"));
   }
 
   void on_sender_close(proton::sender& s) override {
-    DropSender(s.name(), absl::UnavailableError("amqp: broker closed the sending link"));
+    DropSender(s, absl::UnavailableError("amqp: broker closed the sending link"));
   }
 
-  void on_tracker_accept(proton::tracker& t) override { FinishTracker(t, absl::OkStatus()); }
+  void on_tracker_accept(proton::tracker& t) override {
+    if (Done done = TakeTracker(t)) done(absl::OkStatus());
+  }
 
   void on_tracker_reject(proton::tracker& t) override {
-    FinishTracker(t, absl::ResourceExhaustedError(
-                         "amqp: broker rejected the message (queue limit or policy); retry later"));
+    if (Done done = TakeTracker(t)) {
+      done(absl::ResourceExhaustedError(
+          "amqp: broker rejected the message (queue limit or policy); retry later"));
+    }
   }
 
   void on_tracker_release(proton::tracker& t) override {
-    FinishTracker(t, absl::UnavailableError("amqp: broker released the message; retry"));
+    if (Done done = TakeTracker(t)) {
+      done(absl::UnavailableError("amqp: broker released the message; retry"));
+    }
   }
 
   void on_tracker_settle(proton::tracker& t) override {
-    FinishTracker(t, absl::UnavailableError("amqp: broker settled without an outcome"));
+    // Also after an outcome (accept comes first, then settle): nothing is
+    // built for it then.
+    if (Done done = TakeTracker(t)) {
+      done(absl::UnavailableError("amqp: broker settled without an outcome"));
+    }
   }
 
   void on_message(proton::delivery& d, proton::message& m) override {
@@ -1631,7 +1640,13 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   uint64_t use_counter_ = 0;
   std::map<std::string, SenderEntry> senders_;       // by address
   std::map<std::string, std::string> sender_links_;  // link name -> address
-  std::map<std::string, Done> trackers_;             // link|tag -> outcome
+  // A sent message whose outcome the broker has not given yet.
+  struct Tracked {
+    pn_link_t* link;
+    SenderEntry* sender;  // its entry in senders_, erased only with its trackers or when idle
+    Done done;
+  };
+  absl::flat_hash_map<pn_delivery_t*, Tracked> trackers_;
   std::map<std::string, ReceiverEntry> receivers_;   // by link name
   std::map<uint64_t, InflightEntry> inflight_;
 };

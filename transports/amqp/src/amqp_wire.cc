@@ -65,8 +65,8 @@ absl::Status ReadProps(const proton::value& pv, PropList* props) {
   pn_data_rewind(d);
   if (!pn_data_next(d)) return absl::OkStatus();
   if (pn_data_type(d) != PN_MAP) {
-    return absl::InvalidArgumentError(absl::StrCat("AMQP application-properties must be a map, got ",
-                                                   pn_type_name(pn_data_type(d))));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AMQP application-properties must be a map, got ", pn_type_name(pn_data_type(d))));
   }
   const size_t count = pn_data_get_map(d) / 2;
   pn_data_enter(d);

@@ -4,6 +4,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/btree_map.h"
+
 namespace switchboard {
 namespace {
 
@@ -43,26 +45,31 @@ class TimerTable {
     uint64_t id;
     bool operator<(const Key& o) const { return when != o.when ? when < o.when : id < o.id; }
   };
-  std::map<Key, std::function<void()>> timers_ ABSL_GUARDED_BY(mu);
+  // A B-tree: a request's deadline timer is added and cancelled on every
+  // call, and a std::map would allocate a node for each.
+  absl::btree_map<Key, std::function<void()>> timers_ ABSL_GUARDED_BY(mu);
   uint64_t next_id_ ABSL_GUARDED_BY(mu) = 1;
 };
 
-// Registers `fn` in `state->table`; the handle cancels it while the clock
-// lives. `State` is any struct with a `TimerTable table`.
-template <class State>
-TimerHandle AddTimer(const std::shared_ptr<State>& state, absl::Time when, std::function<void()> fn) {
+// The timers of one clock; handles cancel through it while it lives.
+struct ClockState : TimerHandle::Owner {
+  bool CancelTimer(absl::Time when, uint64_t id) override {
+    absl::MutexLock lock(&table.mu);
+    return table.Cancel(when, id);
+  }
+  TimerTable table;
+};
+
+// Registers `fn` in `state->table`; the handle holds the state weakly, so
+// a handle that outlives its clock cancels nothing.
+TimerHandle AddTimer(const std::shared_ptr<ClockState>& state, absl::Time when,
+                     std::function<void()> fn) {
   uint64_t id;
   {
     absl::MutexLock lock(&state->table.mu);
     id = state->table.Add(when, std::move(fn));
   }
-  std::weak_ptr<State> weak = state;
-  return TimerHandle([weak, when, id] {
-    auto locked = weak.lock();
-    if (!locked) return false;
-    absl::MutexLock lock(&locked->table.mu);
-    return locked->table.Cancel(when, id);
-  });
+  return TimerHandle(std::weak_ptr<TimerHandle::Owner>(state), when, id);
 }
 
 class RealClock final : public Clock {
@@ -79,9 +86,7 @@ class RealClock final : public Clock {
   }
 
  private:
-  struct State {
-    TimerTable table;
-  };
+  using State = ClockState;
 
   static void Loop(State& state) {
     for (;;) {
@@ -118,8 +123,7 @@ Clock& Clock::Real() {
   return *clock;
 }
 
-struct FakeClock::State {
-  TimerTable table;
+struct FakeClock::State : ClockState {
   absl::Time now ABSL_GUARDED_BY(table.mu);
 };
 

@@ -30,6 +30,28 @@ TEST(FakeClockTest, CancelledTimerNeverFires) {
   EXPECT_FALSE(fired);
 }
 
+TEST(FakeClockTest, HandlesCancelTheirOwnTimerOnlyAndOutliveTheClock) {
+  TimerHandle a;
+  TimerHandle fired_one;
+  int fired = 0;
+  {
+    FakeClock clock;
+    // Same due time: the handles tell their timers apart by id.
+    a = clock.RunAfter(absl::Seconds(1), [&] { ++fired; });
+    TimerHandle b = clock.RunAfter(absl::Seconds(1), [&] { fired += 10; });
+    fired_one = clock.RunAfter(absl::Milliseconds(500), [&] { fired += 100; });
+    EXPECT_TRUE(b.Cancel());
+    clock.Advance(absl::Milliseconds(600));
+    EXPECT_EQ(fired, 100);
+    EXPECT_FALSE(fired_one.Cancel());  // it has fired
+    EXPECT_EQ(clock.PendingTimers(), 1u);
+  }
+  // The clock is gone: nothing to cancel, and no crash.
+  EXPECT_FALSE(a.Cancel());
+  EXPECT_FALSE(TimerHandle().Cancel());
+  EXPECT_TRUE(TimerHandle([] { return true; }).Cancel());
+}
+
 TEST(FakeClockTest, TimerSeesItsDueTimeAndCanScheduleMore) {
   FakeClock clock;
   absl::Time start = clock.Now();

@@ -27,13 +27,33 @@ namespace switchboard {
 // call Cancel().
 class TimerHandle {
  public:
+  // What a clock may implement to cancel its timers without allocating a
+  // callback per timer (the built-in clocks do).
+  class Owner {
+   public:
+    virtual ~Owner() = default;
+    // True if timer `id`, due at `when`, had not fired and now never will.
+    virtual bool CancelTimer(absl::Time when, uint64_t id) = 0;
+  };
+
   TimerHandle() = default;
   explicit TimerHandle(std::function<bool()> cancel) : cancel_(std::move(cancel)) {}
+  // Cancels through `owner` while it lives.
+  TimerHandle(std::weak_ptr<Owner> owner, absl::Time when, uint64_t id)
+      : owner_(std::move(owner)), when_(when), id_(id) {}
+
   // Returns true if the timer had not fired yet and now never will.
-  bool Cancel() { return cancel_ ? cancel_() : false; }
+  bool Cancel() {
+    if (cancel_) return cancel_();
+    if (std::shared_ptr<Owner> owner = owner_.lock()) return owner->CancelTimer(when_, id_);
+    return false;
+  }
 
  private:
   std::function<bool()> cancel_;
+  std::weak_ptr<Owner> owner_;
+  absl::Time when_;
+  uint64_t id_ = 0;
 };
 
 class Clock {

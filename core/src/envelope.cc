@@ -71,31 +71,59 @@ void ToProto(const Envelope& in, v1::Envelope* out) {
   out->set_data(in.data);
 }
 
-absl::Status FromProto(const v1::Envelope& in, Envelope* out) {
-  out->id = in.id();
-  out->source = in.source();
-  out->spec_version = in.spec_version().empty() ? "1.0" : in.spec_version();
-  out->type = in.type();
+namespace {
+
+// The fields of FromProto that are not strings, and the check.
+absl::Status FromProtoRest(const v1::Envelope& in, Envelope* out) {
+  if (out->spec_version.empty()) out->spec_version = "1.0";
+  if (out->data_content_type.empty()) out->data_content_type = kContentTypeProtobuf;
   out->time = in.has_time() ? FromTimestamp(in.time()) : absl::UnixEpoch();
-  out->data_content_type =
-      in.data_content_type().empty() ? std::string(kContentTypeProtobuf) : in.data_content_type();
-  out->subject = in.subject();
-  out->traceparent = in.traceparent();
-  out->tracestate = in.tracestate();
-  out->idempotency_key = in.idempotency_key();
   out->deadline = in.has_deadline() ? FromTimestamp(in.deadline()) : absl::InfiniteFuture();
-  out->correlation_id = in.correlation_id();
-  out->reply_to = in.reply_to();
   out->attempt = in.attempt() == 0 ? 1 : in.attempt();
   int style = in.style();
   out->style = (style >= 0 && style <= 3) ? static_cast<Style>(style) : Style::kUnspecified;
   out->status = in.status_code() == 0
                     ? absl::OkStatus()
                     : absl::Status(CodeFromInt(in.status_code()), in.status_message());
+  return ValidateEnvelope(*out);
+}
+
+}  // namespace
+
+absl::Status FromProto(const v1::Envelope& in, Envelope* out) {
+  out->id = in.id();
+  out->source = in.source();
+  out->spec_version = in.spec_version();
+  out->type = in.type();
+  out->data_content_type = in.data_content_type();
+  out->subject = in.subject();
+  out->traceparent = in.traceparent();
+  out->tracestate = in.tracestate();
+  out->idempotency_key = in.idempotency_key();
+  out->correlation_id = in.correlation_id();
+  out->reply_to = in.reply_to();
   out->extensions.clear();
   for (const auto& [k, v] : in.extensions()) out->extensions[k] = v;
   out->data = in.data();
-  return ValidateEnvelope(*out);
+  return FromProtoRest(in, out);
+}
+
+absl::Status FromProto(v1::Envelope&& in, Envelope* out) {
+  out->id = std::move(*in.mutable_id());
+  out->source = std::move(*in.mutable_source());
+  out->spec_version = std::move(*in.mutable_spec_version());
+  out->type = std::move(*in.mutable_type());
+  out->data_content_type = std::move(*in.mutable_data_content_type());
+  out->subject = std::move(*in.mutable_subject());
+  out->traceparent = std::move(*in.mutable_traceparent());
+  out->tracestate = std::move(*in.mutable_tracestate());
+  out->idempotency_key = std::move(*in.mutable_idempotency_key());
+  out->correlation_id = std::move(*in.mutable_correlation_id());
+  out->reply_to = std::move(*in.mutable_reply_to());
+  out->extensions.clear();
+  for (auto& [k, v] : *in.mutable_extensions()) out->extensions[k] = std::move(v);
+  out->data = std::move(*in.mutable_data());
+  return FromProtoRest(in, out);
 }
 
 std::string FormatRfc3339(absl::Time t) {

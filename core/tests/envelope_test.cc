@@ -39,6 +39,32 @@ TEST(EnvelopeTest, ProtoRoundTripKeepsEveryAttribute) {
   EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(out, in));
 }
 
+TEST(EnvelopeTest, FromProtoTakingTheProtoApartGivesTheSameEnvelope) {
+  const Envelope in = Full();
+  v1::Envelope proto;
+  ToProto(in, &proto);
+  Envelope copied;
+  ASSERT_TRUE(FromProto(proto, &copied).ok());
+  Envelope taken;
+  ASSERT_TRUE(FromProto(std::move(proto), &taken).ok());
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(taken, in));
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(taken, copied));
+
+  // Defaults for what a sender left out, as for the copying form.
+  v1::Envelope bare;
+  bare.set_id("x");
+  bare.set_type("t");
+  Envelope out;
+  ASSERT_TRUE(FromProto(std::move(bare), &out).ok());
+  EXPECT_EQ(out.spec_version, "1.0");
+  EXPECT_EQ(out.data_content_type, kContentTypeProtobuf);
+  EXPECT_EQ(out.attempt, 1);
+  EXPECT_EQ(out.deadline, absl::InfiniteFuture());
+  v1::Envelope no_type;
+  no_type.set_id("x");
+  EXPECT_EQ(FromProto(std::move(no_type), &out).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(EnvelopeTest, FromProtoRejectsMissingAttributes) {
   v1::Envelope proto;
   Envelope out;

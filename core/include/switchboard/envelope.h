@@ -89,6 +89,8 @@ void ToProto(const Envelope& in, v1::Envelope* out);
 // Fails with InvalidArgument naming the attribute when the proto is not a
 // valid envelope (missing id or type, bad spec version, bad attempt).
 [[nodiscard]] absl::Status FromProto(const v1::Envelope& in, Envelope* out);
+// The same, taking `in` apart: its strings are moved, not copied.
+[[nodiscard]] absl::Status FromProto(v1::Envelope&& in, Envelope* out);
 
 // Wire helpers shared by the transports' header mappings.
 [[nodiscard]] std::string FormatRfc3339(absl::Time t);

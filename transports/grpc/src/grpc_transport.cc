@@ -142,8 +142,8 @@ class StackArena {
   google::protobuf::Arena arena_;
 };
 
-// ToProto and FromProto copy every field; the payload, the one that can be
-// large, is moved instead.
+// ToProto copies every field; the payload, the one that can be large, is
+// moved instead (the rest of the envelope is still read for the metadata).
 void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
   std::string data = std::move(env.data);
   env.data.clear();
@@ -151,13 +151,6 @@ void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
   out->set_data(std::move(data));
 }
 
-absl::Status FromProtoTakingData(v1::Envelope* proto, Envelope* out) {
-  std::string data = std::move(*proto->mutable_data());
-  proto->clear_data();
-  absl::Status s = FromProto(*proto, out);
-  out->data = std::move(data);
-  return s;
-}
 
 std::string ToBytes(const ByteBuffer& buffer) {
   std::vector<::grpc::Slice> slices;
@@ -608,7 +601,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   // not a valid envelope.
   absl::Status Decode(v1::Envelope* proto, Envelope* out) {
     wire::FillFromMetadata(ClientMetadata(*ctx_), proto);
-    absl::Status s = FromProtoTakingData(proto, out);
+    absl::Status s = FromProto(std::move(*proto), out);
     if (!s.ok()) {
       engine_->CountMalformed();
       return absl::InvalidArgumentError(
@@ -1312,7 +1305,7 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       std::move(reply)(absl::InternalError(Cat("malformed reply to ", op, " from ", target)));
       return;
     }
-    if (absl::Status s = FromProtoTakingData(out, &env); !s.ok()) {
+    if (absl::Status s = FromProto(std::move(*out), &env); !s.ok()) {
       std::move(reply)(absl::InternalError(
           Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
       return;

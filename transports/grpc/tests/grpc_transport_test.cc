@@ -539,7 +539,8 @@ TEST(GrpcTransportTest, MalformedRequestsAreInvalidArgument) {
   ASSERT_NE(server, nullptr);
   auto serving = server->Serve(Ep("test.v1.Echo/Say"), EchoHandler());
   ASSERT_TRUE(serving.ok());
-  const std::string garbage("\xff\xff\xff\xff\x0f garbage \x01\x02", 18);
+  constexpr char kGarbage[] = "\xff\xff\xff\xff\x0f garbage \x01\x02";
+  const std::string garbage(kGarbage, sizeof(kGarbage) - 1);
   for (std::string_view method : {kMethodCall, kMethodEnqueue, kMethodPublish, kMethodReply,
                                   kMethodSubscribe}) {
     ::grpc::Status s = RawCall(server->bound_port(), std::string(method), garbage);

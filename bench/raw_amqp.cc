@@ -47,7 +47,7 @@ namespace {
 
 constexpr int kCredit = 256;
 
-// What transports/amqp/src/amqp_wire.cc (EnvelopeToMessage) writes for the
+// What transports/amqp/src/amqp_wire.cc (EnvelopeEncoder) writes for the
 // benchmark's operations; ids and times change per message.
 void AddEnvelopeProperties(Style style, uint64_t seq, proton::message* m) {
   const EnvelopeLikeIds ids = MakeEnvelopeLikeIds(seq);

@@ -65,8 +65,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)switchboard::amqp::MessageIdOf(msg);
   if (env.ok()) {
     proton::message out;
-    switchboard::amqp::EnvelopeToMessage(*env, true, &out);
-    (void)switchboard::amqp::MessageToEnvelope(out);
+    if (switchboard::amqp::EnvelopeToMessage(*env, true, &out).ok()) {
+      (void)switchboard::amqp::MessageToEnvelope(out);
+    }
   }
   return 0;
 }

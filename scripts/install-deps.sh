@@ -8,7 +8,7 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libprotoc-dev
   libgrpc++-dev libabsl-dev libyaml-cpp-dev
   libnats-dev nats-server
-  libqpid-proton-cpp12-dev rabbitmq-server
+  libqpid-proton-cpp12-dev libqpid-proton11-dev rabbitmq-server
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev nlohmann-json3-dev libcpp-httplib-dev
   prometheus

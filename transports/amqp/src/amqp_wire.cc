@@ -16,8 +16,6 @@
 #include "proton/binary.hpp"
 #include "proton/codec.h"
 #include "proton/codec/decoder.hpp"
-#include "proton/codec/map.hpp"
-#include "proton/codec/vector.hpp"
 #include "proton/message_id.hpp"
 #include "proton/scalar.hpp"
 #include "proton/timestamp.hpp"
@@ -134,8 +132,6 @@ const Prop* Find(const PropList& props, std::string_view attribute) {
 }
 
 std::string Key(std::string_view attribute) { return absl::StrCat(Sv(kCePrefix), Sv(attribute)); }
-
-proton::timestamp ToTimestamp(absl::Time t) { return proton::timestamp(absl::ToUnixMillis(t)); }
 
 // The attributes this mapping owns; any other `cloudEvents_<name>` is an
 // extension passed through.
@@ -462,57 +458,6 @@ const PropertyKeys& Keys() {
 
 }  // namespace
 
-void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) {
-  msg->clear();
-  msg->id(proton::message_id(env.id));
-  if (!env.correlation_id.empty()) msg->correlation_id(proton::message_id(env.correlation_id));
-  if (!env.reply_to.empty()) msg->reply_to(env.reply_to);
-  msg->content_type(env.data_content_type);
-  msg->creation_time(ToTimestamp(env.time));
-  msg->durable(durable);
-  // A binary body with `inferred` is sent as a data section, as the
-  // binding's binary mode requires.
-  msg->body(proton::binary(env.data.begin(), env.data.end()));
-  msg->inferred(true);
-
-  const PropertyKeys& keys = Keys();
-  auto& props = msg->properties();
-  auto put_string = [&](const std::string& key, const std::string& value) {
-    if (!value.empty()) props.put(key, value);
-  };
-  props.put(keys.id, env.id);
-  put_string(keys.source, env.source);
-  props.put(keys.spec_version, env.spec_version);
-  props.put(keys.type, env.type);
-  props.put(keys.time, ToTimestamp(env.time));
-  put_string(keys.data_content_type, env.data_content_type);
-  put_string(keys.subject, env.subject);
-  if (!env.traceparent.empty()) {
-    props.put(keys.traceparent, env.traceparent);
-    props.put(keys.plain_traceparent, env.traceparent);
-  }
-  if (!env.tracestate.empty()) {
-    props.put(keys.tracestate, env.tracestate);
-    props.put(keys.plain_tracestate, env.tracestate);
-  }
-  put_string(keys.idempotency_key, env.idempotency_key);
-  if (env.has_deadline()) props.put(keys.expiry_time, ToTimestamp(env.deadline));
-  put_string(keys.correlation_id, env.correlation_id);
-  put_string(keys.reply_to, env.reply_to);
-  props.put(keys.attempt, static_cast<int64_t>(env.attempt));
-  if (env.style != Style::kUnspecified) {
-    props.put(keys.style, std::string(StyleName(env.style)));
-  }
-  if (!env.status.ok()) {
-    props.put(keys.status_code, static_cast<int64_t>(env.status.code()));
-    props.put(keys.status_message, std::string(env.status.message()));
-  }
-  for (const auto& [name, value] : env.extensions) {
-    if (name.empty() || KnownAttributes().count(name) > 0) continue;
-    props.put(Key(name), value);
-  }
-}
-
 namespace {
 
 pn_bytes_t Bytes(std::string_view s) { return pn_bytes(s.size(), s.data()); }
@@ -613,6 +558,18 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
     size = out->size() * 2;
   }
   out->resize(size);
+  return absl::OkStatus();
+}
+
+absl::Status EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) {
+  EnvelopeEncoder encoder;
+  std::vector<char> bytes;
+  if (absl::Status s = encoder.Encode(env, durable, "", &bytes); !s.ok()) return s;
+  try {
+    msg->decode(bytes);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("amqp: decoding an encoded envelope: ", e.what()));
+  }
   return absl::OkStatus();
 }
 

@@ -28,15 +28,11 @@ namespace switchboard::amqp {
 
 inline constexpr std::string_view kCePrefix = "cloudEvents_";
 
-// Writes `env` into `msg` (cleared first). `durable` sets the header's
-// durable flag (commands, events and their dead letters).
-void EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg);
-
-// Encodes envelopes as AMQP messages, the same mapping as EnvelopeToMessage,
-// with Proton's C codec. What a send of a proton::message costs and this
-// does not: its application properties become a std::map of proton::scalar
+// Encodes envelopes as AMQP messages (the mapping above) with Proton's C
+// codec. The transport sends the bytes itself: a send of a proton::message
+// turns its application properties into a std::map of proton::scalar
 // (four allocations per property) on every encode, and a new message
-// allocates its sections. The encoder keeps one message and reuses it.
+// allocates its sections; the encoder keeps one message and reuses it.
 //
 // Thread safety: not thread-safe; one per thread (the transport has one on
 // its container thread).
@@ -47,16 +43,22 @@ class EnvelopeEncoder {
   EnvelopeEncoder(const EnvelopeEncoder&) = delete;
   EnvelopeEncoder& operator=(const EnvelopeEncoder&) = delete;
 
-  // Replaces `out` with the encoded message. A non-empty `correlation_id`
-  // is the message's correlation-id instead of the envelope's (a reply
-  // answers the request's message id). Internal (never expected) when
-  // Proton's encoder fails.
+  // Replaces `out` with the encoded message. `durable` sets the header's
+  // durable flag (commands, events and their dead letters). A non-empty
+  // `correlation_id` is the message's correlation-id instead of the
+  // envelope's (a reply answers the request's message id). Internal (never
+  // expected) when Proton's encoder fails.
   [[nodiscard]] absl::Status Encode(const Envelope& env, bool durable,
                                     std::string_view correlation_id, std::vector<char>* out);
 
  private:
   pn_message_t* msg_;
 };
+
+// `env` as a proton::message (replacing `msg`), through EnvelopeEncoder: for
+// tests and tools that want the message rather than its bytes.
+[[nodiscard]] absl::Status EnvelopeToMessage(const Envelope& env, bool durable,
+                                             proton::message* msg);
 
 // Reads an envelope. InvalidArgument naming the attribute when a required
 // attribute is missing or an attribute has the wrong type; never throws.

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/util/time_util.h"
 #include "switchboard/status.h"
@@ -154,7 +155,9 @@ absl::Status ValidateEnvelope(const Envelope& env) {
   return absl::OkStatus();
 }
 
-std::string NewMessageId() {
+namespace internal {
+
+void AssignNewMessageId(std::string* out) {
   // UUIDv7: 48-bit Unix milliseconds, version 7, 74 random bits, variant 10.
   uint64_t ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   uint64_t r1 = RandomU64(), r2 = RandomU64();
@@ -167,13 +170,20 @@ std::string NewMessageId() {
     digits[16 + i] = kHex[(lo >> (60 - 4 * i)) & 15];
   }
   // 8-4-4-4-12
-  std::string out(36, '-');
-  char* p = out.data();
+  out->assign(36, '-');
+  char* p = out->data();
   std::memcpy(p, digits, 8);
   std::memcpy(p + 9, digits + 8, 4);
   std::memcpy(p + 14, digits + 12, 4);
   std::memcpy(p + 19, digits + 16, 4);
   std::memcpy(p + 24, digits + 20, 12);
+}
+
+}  // namespace internal
+
+std::string NewMessageId() {
+  std::string out;
+  internal::AssignNewMessageId(&out);
   return out;
 }
 

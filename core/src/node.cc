@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "absl/strings/match.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/descriptor.h"
 #include "builtin_middleware.h"
@@ -175,7 +176,7 @@ class Node::Impl {
 
   ServerNext BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
                               std::shared_ptr<RawHandler> handler);
-  void Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain, Envelope request,
+  void Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain, Envelope&& request,
              ReplyCallback done, std::string_view group = {});
   void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
               absl::StatusOr<Envelope> outcome);
@@ -446,8 +447,8 @@ void Node::Impl::OnReply(Envelope reply) {
 }
 
 Envelope Node::Impl::MakeReply(const Envelope& request, absl::Status status, std::string data) const {
-  Envelope reply;
-  reply.id = NewMessageId();
+  Envelope reply = internal::NewEnvelope();
+  internal::AssignNewMessageId(&reply.id);
   reply.source = source;
   reply.type = request.type;
   reply.time = clock->Now();
@@ -494,11 +495,12 @@ ServerNext Node::Impl::BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
 // Runs the server chain and the handler for one request/command/event.
 // `done` gets the reply envelope (status inside) or an error.
 void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain,
-                       Envelope request, ReplyCallback done, std::string_view group) {
+                       Envelope&& request, ReplyCallback done, std::string_view group) {
   // The request, its context and `done` live in one block until the reply
   // is out; the chain's middleware refer to the request in place.
   struct CallState {
     CallState(Envelope&& r, std::string_view g) : request(std::move(r)), group(g) {}
+    ~CallState() { internal::RecycleEnvelope(std::move(request)); }
     Envelope request;
     std::string group;
     std::optional<Context> ctx;
@@ -717,30 +719,38 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
   auto shared_handler = std::make_shared<RawHandler>(std::move(handler));
   auto chain = std::make_shared<const ServerNext>(impl_->BuildServerChain(rt, shared_handler));
   Impl* impl = impl_.get();
-  static InlineExecutor inline_executor;
-  Executor* executor = options.inline_execution ? &inline_executor : impl_->executor.get();
+  // Null: the handler runs on the delivering thread.
+  Executor* executor = options.inline_execution ? nullptr : impl_->executor.get();
 
   absl::StatusOr<std::unique_ptr<Subscription>> sub;
   if (rt->site.style == Style::kRequest) {
     sub = rt->transport->Serve(endpoint, [impl, executor, rt, inflight, chain](
                                              Envelope request, ReplyCallback reply) {
       inflight->Enter();
-      executor->Post([impl, rt, inflight, chain, request = std::move(request),
-                      reply = std::move(reply)]() mutable {
+      auto serve = [impl, rt, inflight, chain](Envelope&& request, ReplyCallback&& reply) {
         impl->Serve(rt, *chain, std::move(request),
                     [inflight, reply = std::move(reply)](absl::StatusOr<Envelope>&& out) mutable {
                       std::move(reply)(std::move(out));
                       inflight->Leave();
                     });
+      };
+      if (executor == nullptr) {
+        serve(std::move(request), std::move(reply));
+        return;
+      }
+      executor->Post([serve = std::move(serve), request = std::move(request),
+                      reply = std::move(reply)]() mutable {
+        serve(std::move(request), std::move(reply));
       });
     });
   } else {
     DeliveryHandler on_delivery = [impl, executor, rt, inflight, chain,
                                    group = endpoint.group](std::unique_ptr<Delivery> delivery) {
       inflight->Enter();
-      executor->Post([impl, rt, inflight, chain, group,
-                      delivery = std::move(delivery)]() mutable {
-        Envelope request = delivery->envelope();
+      auto serve = [impl, rt, inflight, chain, group](std::unique_ptr<Delivery>&& delivery) {
+        // A spare envelope takes the copy without allocating.
+        Envelope request = internal::NewEnvelope();
+        request = delivery->envelope();
         auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
         impl->Serve(rt, *chain, std::move(request),
                     [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope>&& out) mutable {
@@ -748,6 +758,13 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
                       inflight->Leave();
                     },
                     group);
+      };
+      if (executor == nullptr) {
+        serve(std::move(delivery));
+        return;
+      }
+      executor->Post([serve = std::move(serve), delivery = std::move(delivery)]() mutable {
+        serve(std::move(delivery));
       });
     };
     sub = rt->site.style == Style::kCommand ? rt->transport->Consume(endpoint, on_delivery)
@@ -810,11 +827,17 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
     return std::move(future);
   }
   std::shared_ptr<OpRuntime> rt = *std::move(runtime);
+  // A spare envelope of this thread: its strings have buffers already.
+  Envelope env = internal::NewEnvelope();
+  internal::AssignNewMessageId(&env.id);
+  if (options.idempotency_key.empty()) {
+    env.idempotency_key = env.id;
+  } else {
+    env.idempotency_key = std::move(options.idempotency_key);
+  }
   // ---- rollout (rollout.h): a share of the calls, chosen by idempotency key ----
-  std::string message_id = NewMessageId();
-  if (options.idempotency_key.empty()) options.idempotency_key = message_id;
   if (rt->site.binding.has_rollout()) {
-    bool second = rollout::TakesRollout(options.idempotency_key, rt->site.binding.rollout().percent());
+    bool second = rollout::TakesRollout(env.idempotency_key, rt->site.binding.rollout().percent());
     if (second) {
       absl::StatusOr<std::shared_ptr<OpRuntime>> r = impl_->Runtime(rollout::RuntimeKey(operation));
       if (!r.ok()) {
@@ -837,14 +860,11 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
 
   Clock& clock = *impl_->clock;
   absl::Time now = clock.Now();
-  Envelope env;
-  env.id = message_id;  // rollout: drawn above, before the path was chosen
   env.source = impl_->source;
-  env.type = std::string(operation);
+  env.type = operation;
   env.time = now;
   if (!options.content_type.empty()) env.data_content_type = options.content_type;
   env.subject = std::move(options.subject);
-  env.idempotency_key = options.idempotency_key.empty() ? env.id : std::move(options.idempotency_key);
   env.style = rt->site.style;
   env.extensions = std::move(options.extensions);
   env.data = std::move(payload);
@@ -900,6 +920,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
     } else {
       promise.Set(std::move(reply->data));
     }
+    if (reply.ok()) internal::RecycleEnvelope(*std::move(reply));
   });
   return std::move(future);
 }

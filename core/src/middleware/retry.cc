@@ -7,6 +7,7 @@
 #include <map>
 
 #include "middleware/policy_util.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
 #include "switchboard/telemetry.h"
@@ -103,6 +104,9 @@ int64_t RetryBudget::retries_in_window() {
 // ---------------------------------------------------------------------------
 
 struct RetryMiddleware::Call {
+  explicit Call(Envelope&& e) : envelope(std::move(e)) {}
+  ~Call() { internal::RecycleEnvelope(std::move(envelope)); }
+
   std::shared_ptr<Shared> shared;
   const CallSite* site = nullptr;  // lives as long as `next`
   Envelope envelope;
@@ -168,10 +172,9 @@ RetryBudget& RetryMiddleware::budget() { return shared_->budget; }
 void RetryMiddleware::Invoke(const CallSite& site, Envelope&& envelope, ReplyCallback done,
                              const ClientNext& next) {
   shared_->budget.RecordCall();
-  auto call = std::make_shared<Call>();
+  auto call = std::make_shared<Call>(std::move(envelope));
   call->shared = shared_;
   call->site = &site;
-  call->envelope = std::move(envelope);
   call->done = std::move(done);
   call->next = &next;
   Start(shared_, call);
@@ -190,7 +193,10 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
         Cat("retry of ", call->envelope.type, " stopped: the node closed")));
     return;
   }
-  Envelope env = call->envelope;
+  // The transport takes this copy over; the call keeps the original for
+  // the next attempt. A spare envelope's buffers take the copy.
+  Envelope env = internal::NewEnvelope();
+  env = call->envelope;
   // Only `call` is captured: one shared_ptr fits the callback's inline
   // storage, two would be a heap allocation per attempt.
   ReplyCallback done = [call](absl::StatusOr<Envelope>&& result) {

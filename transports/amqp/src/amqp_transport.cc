@@ -1,3 +1,4 @@
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/amqp/amqp_transport.h"
 
 #include <atomic>
@@ -422,13 +423,15 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   void SendRequest(Envelope request, const std::string& address, const std::string& key) {
     const std::string op = request.type;
-    bool posted = Post([this, request = std::move(request), address, key, op] {
+    bool posted = Post([this, request = std::move(request), address, key, op]() mutable {
       SendEnvelope(address, /*durable=*/false, request, /*durable_message=*/false, "",
                    [this, key, op](absl::Status s) {
                      if (s.ok()) return;
                      CompleteRequest(key, absl::UnavailableError(absl::StrCat(
                                               "amqp: no server for ", op, " (", s.message(), ")")));
                    });
+      // Encoded: the envelope's buffers serve a later one.
+      internal::RecycleEnvelope(std::move(request));
     });
     if (!posted) CompleteRequest(key, absl::UnavailableError("amqp: transport is closed"));
   }
@@ -866,12 +869,14 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   void SendFromAnyThread(const std::string& address, bool durable, Envelope env, DoneCallback done,
                          bool durable_message = false) {
     auto shared_done = std::make_shared<DoneCallback>(std::move(done));
-    bool posted = Post([this, address, durable, durable_message, env = std::move(env), shared_done] {
+    bool posted = Post([this, address, durable, durable_message, env = std::move(env),
+                        shared_done]() mutable {
       SendEnvelope(address, durable, env, durable || durable_message, "",
                    [shared_done](absl::Status s) {
                      if (*shared_done) std::move (*shared_done)(std::move(s));
                      *shared_done = nullptr;
                    });
+      internal::RecycleEnvelope(std::move(env));
     });
     if (!posted && *shared_done) {
       std::move (*shared_done)(absl::UnavailableError("amqp: transport is closed"));
@@ -1152,12 +1157,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
                        absl::StatusOr<Envelope> result) {
     DoneWithOne(link);
     if (reply_to.empty()) return;
-    Envelope reply;
-    if (result.ok()) {
-      reply = *std::move(result);
-    } else {
-      reply.status = result.status();
-    }
+    Envelope reply = result.ok() ? *std::move(result) : internal::NewEnvelope();
+    if (!result.ok()) reply.status = result.status();
     if (reply.id.empty()) reply.id = NewMessageId();
     if (reply.type.empty()) reply.type = request.type;
     if (reply.source.empty()) reply.source = source_;
@@ -1168,6 +1169,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
                  correlation, [](absl::Status) {
                    // A lost reply surfaces as the caller's DeadlineExceeded.
                  });
+    internal::RecycleEnvelope(std::move(reply));
   }
 
   // ResourceExhausted naming `max_message_bytes` when the message, encoded

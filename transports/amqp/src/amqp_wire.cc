@@ -22,6 +22,7 @@
 #include "proton/types.hpp"
 #include "proton/value.hpp"
 #include "sv.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 
 namespace switchboard::amqp {
@@ -311,7 +312,8 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   PropList props;
   if (absl::Status s = ReadProps(msg.properties().value(), &props); !s.ok()) return s;
 
-  Envelope env;
+  // A spare envelope: its strings take the values without allocating.
+  Envelope env = internal::NewEnvelope();
   env.data_content_type.clear();
   if (auto s = ReadRequiredString(props, "id", &env.id); !s.ok()) return s;
   if (auto s = ReadRequiredString(props, "type", &env.type); !s.ok()) return s;

@@ -8,6 +8,7 @@
 // internal inproc transport on a bus of its own that holds this node's
 // command queues and event group queues (retry, delayed redelivery and
 // competing consumers come from it).
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/grpc/grpc_transport.h"
 
 #include <grpcpp/generic/async_generic_service.h>
@@ -1313,6 +1314,8 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
     std::move(reply)(std::move(env));
   };
   Unary(target, kMethodCall, std::move(body), &request, timeout, std::move(done));
+  // Serialized and sent: the envelope's buffers serve a later one.
+  internal::RecycleEnvelope(std::move(request));
 }
 
 absl::StatusOr<std::unique_ptr<Subscription>> Engine::Serve(const Endpoint& endpoint,

@@ -1,3 +1,4 @@
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/nats/nats_transport.h"
 
 #include <nats/nats.h>
@@ -839,6 +840,8 @@ void State::Request(Envelope&& request, ReplyCallback on_reply) {
     auto it = pending_.find(token);
     if (it != pending_.end()) it->second.timer = std::move(timer);
   }
+  // The message holds its own copy: the envelope's buffers serve a later one.
+  internal::RecycleEnvelope(std::move(request));
   natsStatus s = natsConnection_PublishMsg(nc_, msg->get());
   if (s != NATS_OK) {
     publish_errors.fetch_add(1);
@@ -942,6 +945,7 @@ class ServeReply {
     if (out.correlation_id.empty()) out.correlation_id = request_id_;
     if (out.time == absl::UnixEpoch()) out.time = st.clock()->Now();
     if (!st.closed()) (void)st.PublishCore(reply_subject_, out);
+    internal::RecycleEnvelope(std::move(out));
     ss->Done();
   }
 

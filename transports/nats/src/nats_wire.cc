@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sv.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 
 namespace switchboard::nats {
@@ -427,7 +428,8 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
     return std::string_view(*scratch);
   };
 
-  Envelope env;
+  // A spare envelope: its strings take the values without allocating.
+  Envelope env = internal::NewEnvelope();
   std::string scratch;
   std::string content_type_scratch;
   const std::optional<std::string_view> content_type =

@@ -1,5 +1,8 @@
 #include "switchboard/trace_context.h"
 
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <random>
 
 #include "absl/strings/str_split.h"
@@ -7,21 +10,40 @@
 namespace switchboard {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;  // upper case is invalid in traceparent
-}
+// The value of each byte as a lower-case hex digit, or -1. Upper case is
+// invalid in traceparent.
+constexpr std::array<int8_t, 256> kHexValue = [] {
+  std::array<int8_t, 256> t{};
+  for (int8_t& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<int8_t>(c - 'a' + 10);
+  return t;
+}();
+
+// The two lower-case hex digits of each byte value.
+constexpr std::array<char, 512> kHexPairs = [] {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::array<char, 512> t{};
+  for (int b = 0; b < 256; ++b) {
+    t[2 * b] = kDigits[b >> 4];
+    t[2 * b + 1] = kDigits[b & 15];
+  }
+  return t;
+}();
+
+int HexValue(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
 
 template <size_t N>
 bool ParseHex(std::string_view text, std::array<uint8_t, N>* out) {
   if (text.size() != 2 * N) return false;
+  // Any invalid digit makes the OR of all values negative: one test at the end.
+  int bad = 0;
   for (size_t i = 0; i < N; ++i) {
     int hi = HexValue(text[2 * i]), lo = HexValue(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
+    bad |= hi | lo;
+    (*out)[i] = static_cast<uint8_t>(static_cast<unsigned>(hi) << 4 | static_cast<unsigned>(lo));
   }
-  return true;
+  return bad >= 0;
 }
 
 template <size_t N>
@@ -34,10 +56,9 @@ bool AllZero(const std::array<uint8_t, N>& a) {
 // Writes 2 * N lower-case hex digits at `out`.
 template <size_t N>
 char* WriteHex(const std::array<uint8_t, N>& a, char* out) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   for (uint8_t b : a) {
-    *out++ = kDigits[b >> 4];
-    *out++ = kDigits[b & 15];
+    std::memcpy(out, &kHexPairs[2 * b], 2);
+    out += 2;
   }
   return out;
 }

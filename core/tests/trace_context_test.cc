@@ -1,5 +1,8 @@
 #include "switchboard/trace_context.h"
 
+#include <array>
+#include <string>
+
 #include "gtest/gtest.h"
 
 namespace switchboard {
@@ -40,6 +43,44 @@ TEST(TraceParentTest, RejectsMalformed) {
            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",   // non-hex
        }) {
     EXPECT_FALSE(TraceParent::Parse(bad, &tp)) << bad;
+  }
+}
+
+// Every byte value at every hex position: only 0-9 and a-f parse, and each
+// parses to its value (read back through the formatted form).
+TEST(TraceParentTest, EveryByteAtEveryHexPosition) {
+  const std::string valid = kValid;
+  for (size_t pos = 0; pos < valid.size(); ++pos) {
+    if (valid[pos] == '-') continue;
+    for (int c = 0; c < 256; ++c) {
+      std::string h = valid;
+      h[pos] = static_cast<char>(c);
+      const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      // A version of ff is invalid; a zero version keeps the length rule.
+      const bool version_ff = pos == 1 && c == 'f' && h[0] == 'f';
+      TraceParent tp;
+      const bool parsed = TraceParent::Parse(h, &tp);
+      ASSERT_EQ(parsed, hex && !version_ff) << "byte " << c << " at " << pos;
+      if (parsed && pos >= 3) EXPECT_EQ(tp.ToString().substr(pos, 1), h.substr(pos, 1));
+    }
+  }
+}
+
+TEST(TraceParentTest, FormatsEveryByteValue) {
+  // A span id of the 8 bytes b, b+1, ..., for every b: each byte's two digits.
+  static constexpr char kDigits[] = "0123456789abcdef";
+  for (int b = 0; b < 256; b += 8) {
+    std::string h = "00-4bf92f3577b34da6a3ce929d0e0e4736-";
+    for (int i = 0; i < 8; ++i) {
+      h += kDigits[(b + i) >> 4];
+      h += kDigits[(b + i) & 15];
+    }
+    h += "-01";
+    TraceParent tp;
+    ASSERT_TRUE(TraceParent::Parse(h, &tp)) << h;
+    EXPECT_EQ(tp.ToString(), h);
+    std::array<char, 16> chars = tp.SpanIdChars();
+    EXPECT_EQ(std::string(chars.data(), chars.size()), h.substr(36, 16));
   }
 }
 

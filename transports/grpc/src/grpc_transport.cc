@@ -656,6 +656,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       ToProtoTakingData(*r, out);
       ByteBuffer buffer = ToBuffer(*out);
       Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
+      internal::RecycleEnvelope(*std::move(r));
     };
     if (server == nullptr || !server->Invoke(std::move(request), std::move(reply))) {
       Fail(absl::UnavailableError(Cat("no handler for ", request.type)));

@@ -7,6 +7,9 @@
 //   event     durable messages to /topic/<key>, received from a durable queue
 //             bound to amq.topic (declared through the management API), as a
 //             Switchboard subscriber group receives them
+// A command or event is done when the receiver has it and the broker has
+// accepted it from the sender: a Switchboard send completes on that accept
+// (as js_Publish waits for JetStream's ack).
 // One connection on one container thread. Proton objects are touched only on
 // that thread: callers hand sends over through the connection's work queue.
 // With `envelope_headers` each message carries what a Switchboard envelope
@@ -25,6 +28,7 @@
 #include <proton/sender_options.hpp>
 #include <proton/source_options.hpp>
 #include <proton/target_options.hpp>
+#include <proton/tracker.hpp>
 #include <proton/transport.hpp>
 #include <proton/work_queue.hpp>
 
@@ -37,7 +41,9 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "bench_workload.h"
 #include "management_client.h"
@@ -129,22 +135,27 @@ class RawAmqp : public Workload, public proton::messaging_handler {
 
   absl::Status RunOnce(int slot, uint64_t seq) override {
     std::string bytes = MakeRequest(slot, seq, options_.payload_bytes).SerializeAsString();
-    bool queued = work_queue_->add([this, seq, bytes = std::move(bytes)]() mutable {
+    bool queued = work_queue_->add([this, slot, seq, bytes = std::move(bytes)]() mutable {
       proton::message m;
       m.body(proton::binary(bytes.begin(), bytes.end()));
       m.content_type("application/protobuf");
       if (options_.envelope_headers) AddEnvelopeProperties(options_.style, seq, &m);
       if (options_.style != Style::kRequest) m.durable(true);
       if (options_.style == Style::kRequest) m.reply_to(reply_address_);
-      client_sender_.send(m);
+      proton::tracker t = client_sender_.send(m);
+      if (options_.style != Style::kRequest) awaiting_accept_[TagKey(t.tag())] = {slot, seq};
     });
     if (!queued) return absl::UnavailableError("raw AMQP: connection closed");
     if (!signals_.Wait(slot, seq)) return absl::DeadlineExceededError("no delivery in time");
+    if (options_.style != Style::kRequest && !accepted_.Wait(slot, seq)) {
+      return absl::DeadlineExceededError("the broker did not accept the message in time");
+    }
     return absl::OkStatus();
   }
 
  private:
-  explicit RawAmqp(const RawOptions& o) : options_(o), signals_(o.concurrency) {
+  explicit RawAmqp(const RawOptions& o)
+      : options_(o), signals_(o.concurrency), accepted_(o.concurrency) {
     const char* kind = o.style == Style::kRequest ? "req" : o.style == Style::kCommand ? "cmd" : "evt";
     std::string base = "rawbench." + o.run_id + "." + kind;
     if (o.style == Style::kEvent) {
@@ -239,11 +250,23 @@ class RawAmqp : public Workload, public proton::messaging_handler {
     signals_.Done(slot, seq);
   }
 
+  static std::string TagKey(const proton::binary& tag) { return std::string(tag.begin(), tag.end()); }
+
+  void on_tracker_accept(proton::tracker& t) override {
+    auto it = awaiting_accept_.find(TagKey(t.tag()));
+    if (it == awaiting_accept_.end()) return;
+    accepted_.Done(it->second.first, it->second.second);
+    awaiting_accept_.erase(it);
+  }
+
   void on_error(const proton::error_condition& e) override { Fail(e.what()); }
   void on_transport_error(proton::transport& t) override { Fail(t.error().what()); }
 
   RawOptions options_;
   SlotSignals signals_;
+  SlotSignals accepted_;  // the broker accepted the slot's message (commands, events)
+  // Sent commands and events by delivery tag: (slot, seq). Container thread only.
+  std::map<std::string, std::pair<int, uint64_t>> awaiting_accept_;
   std::string url_, user_, password_;
   std::string address_, reply_address_;
   std::string event_key_, event_queue_;  // events: the routing key and the group queue

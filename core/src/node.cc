@@ -827,7 +827,7 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
     return std::move(future);
   }
   std::shared_ptr<OpRuntime> rt = *std::move(runtime);
-  // A spare envelope of this thread: its strings have buffers already.
+  // A spare envelope: its strings have buffers already.
   Envelope env = internal::NewEnvelope();
   internal::AssignNewMessageId(&env.id);
   if (options.idempotency_key.empty()) {

@@ -1,4 +1,3 @@
-#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/amqp/amqp_transport.h"
 
 #include <atomic>
@@ -52,6 +51,7 @@
 #include "proton/work_queue.hpp"
 #include "switchboard/clock.h"
 #include "switchboard/executor.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 #include "switchboard/trace_context.h"
 #include "switchboard/v1/config.pb.h"

@@ -8,7 +8,6 @@
 // internal inproc transport on a bus of its own that holds this node's
 // command queues and event group queues (retry, delayed redelivery and
 // competing consumers come from it).
-#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/grpc/grpc_transport.h"
 
 #include <grpcpp/generic/async_generic_service.h>
@@ -42,6 +41,7 @@
 #include "google/protobuf/arena.h"
 #include "switchboard/clock.h"
 #include "switchboard/inproc_transport.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
 #include "switchboard/v1/envelope.pb.h"
@@ -151,7 +151,6 @@ void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
   ToProto(env, out);
   out->set_data(std::move(data));
 }
-
 
 std::string ToBytes(const ByteBuffer& buffer) {
   std::vector<::grpc::Slice> slices;

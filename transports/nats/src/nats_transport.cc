@@ -1,4 +1,3 @@
-#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/nats/nats_transport.h"
 
 #include <nats/nats.h>
@@ -30,6 +29,7 @@
 #include "nats_wire.h"
 #include "sv.h"
 #include "switchboard/clock.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
 

@@ -6,32 +6,14 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "switchboard/testing/envelope_testing.h"
 
 namespace switchboard::internal {
 namespace {
 
-// Every field of `env` at its default, compared with a new Envelope{}.
-void ExpectDefault(const Envelope& env) {
-  const Envelope fresh;
-  EXPECT_EQ(env.id, fresh.id);
-  EXPECT_EQ(env.source, fresh.source);
-  EXPECT_EQ(env.spec_version, fresh.spec_version);
-  EXPECT_EQ(env.type, fresh.type);
-  EXPECT_EQ(env.time, fresh.time);
-  EXPECT_EQ(env.data_content_type, fresh.data_content_type);
-  EXPECT_EQ(env.subject, fresh.subject);
-  EXPECT_EQ(env.traceparent, fresh.traceparent);
-  EXPECT_EQ(env.tracestate, fresh.tracestate);
-  EXPECT_EQ(env.idempotency_key, fresh.idempotency_key);
-  EXPECT_EQ(env.deadline, fresh.deadline);
-  EXPECT_EQ(env.correlation_id, fresh.correlation_id);
-  EXPECT_EQ(env.reply_to, fresh.reply_to);
-  EXPECT_EQ(env.attempt, fresh.attempt);
-  EXPECT_EQ(env.style, fresh.style);
-  EXPECT_EQ(env.status, fresh.status);
-  EXPECT_EQ(env.extensions, fresh.extensions);
-  EXPECT_EQ(env.data, fresh.data);
-}
+// Every field of `env` at its default (the comparison names each one that
+// is not).
+void ExpectDefault(const Envelope& env) { EXPECT_TRUE(testing::EnvelopesEqual(env, Envelope{})); }
 
 // An envelope with every field away from its default.
 Envelope Full() {

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -126,6 +127,62 @@ TEST(NodeTest, FireAndForgetStylesResolveOnAcceptance) {
     EXPECT_FALSE(f.info().message_id.empty());
     ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
     EXPECT_TRUE(handled.WaitForNotificationWithTimeout(kWait));
+  }
+}
+
+// An executor that counts what the node hands it.
+class CountingExecutor final : public Executor {
+ public:
+  void Post(Task task) override {
+    posts.fetch_add(1);
+    pool_.Post(std::move(task));
+  }
+  size_t thread_count() const override { return pool_.thread_count(); }
+  std::atomic<int> posts{0};
+
+ private:
+  ThreadPool pool_{2};
+};
+
+// HandlerOptions.inline_execution: the handler runs on the delivering thread
+// (for an inproc request, the caller's) and the node's executor is not used;
+// without it, every delivery goes through the executor.
+TEST(NodeTest, InlineHandlersBypassTheExecutor) {
+  for (v1::Style style : {v1::STYLE_REQUEST, v1::STYLE_COMMAND, v1::STYLE_EVENT}) {
+    for (bool inline_execution : {true, false}) {
+      SCOPED_TRACE(absl::StrCat("style ", style, " inline ", inline_execution));
+      std::string name = UniqueName("t.Echo/Where");
+      Operation<EchoRequest, google::protobuf::Empty> op{name};
+      auto executor = std::make_shared<CountingExecutor>();
+      Node::Options node_options;
+      node_options.executor = executor;
+      auto node = Node::Create(ConfigFor(name, style), node_options);
+      ASSERT_TRUE(node.ok()) << node.status();
+      absl::Notification handled;
+      std::thread::id handler_thread;
+      HandlerOptions options;
+      options.group = "g";
+      options.inline_execution = inline_execution;
+      auto reg = (*node)->Handle(
+          op,
+          [&](Context&, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
+            handler_thread = std::this_thread::get_id();
+            handled.Notify();
+            return google::protobuf::Empty();
+          },
+          options);
+      ASSERT_TRUE(reg.ok()) << reg.status();
+      ASSERT_TRUE((*node)->Call(op, EchoRequest()).GetFor(kWait).ok());
+      ASSERT_TRUE(handled.WaitForNotificationWithTimeout(kWait));
+      if (inline_execution) {
+        EXPECT_EQ(executor->posts.load(), 0);
+        if (style == v1::STYLE_REQUEST) EXPECT_EQ(handler_thread, std::this_thread::get_id());
+      } else {
+        EXPECT_GE(executor->posts.load(), 1);
+        EXPECT_NE(handler_thread, std::this_thread::get_id());
+      }
+      (*node)->Close();
+    }
   }
 }
 

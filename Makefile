@@ -55,7 +55,7 @@ test-tsan: deps
 # The part of test-asan that CI runs after `make test` (about 3 minutes on
 # 2 cores): the core library, its unit and policy tests and the inproc
 # conformance suite under ASan + UBSan.
-ASAN_CORE_TARGETS = clock_test envelope_test envelope_pool_test future_test trace_context_test config_test \
+ASAN_CORE_TARGETS = clock_test envelope_test envelope_pool_test future_test executor_test trace_context_test config_test \
   inproc_transport_test node_test rollout_test policies_unit_test inproc_conformance_test
 test-asan-core: deps
 	@JOBS=$(JOBS) TARGETS="$(ASAN_CORE_TARGETS)" bash scripts/test-sanitizers.sh asan -L "unit|conformance"

@@ -8,6 +8,7 @@
 //                   [--concurrency=1,16] [--only=raw|sb]      (one row, for perf)
 //                   [--inline-handlers]   (HandlerOptions.inline_execution on the sb side)
 //                   [--raw-headers]   (raw cnats / Proton messages carry an envelope's headers)
+//                   [--idle-spin=MICROS]  (node.handler_idle_spin on the sb side)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw]                          (requests only, for callgrind)
 //
@@ -90,6 +91,8 @@ struct Flags {
   bool inline_handlers = false;
   // The raw NATS side sends and reads an envelope's header set too.
   bool raw_headers = false;
+  // node.handler_idle_spin in microseconds; negative: the node's default.
+  int idle_spin_us = -1;
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -137,6 +140,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->raw_headers = true;
     } else if (a == "--inline-handlers") {
       f->inline_handlers = true;
+    } else if (auto v = value("--idle-spin")) {
+      f->idle_spin_us = std::max(0, std::atoi(v->c_str()));
     } else if (auto v = value("--only")) {
       f->only = *v;
       if (f->only != "raw" && f->only != "sb") {
@@ -312,6 +317,7 @@ v1::Policy DefaultPolicy() {
 struct Env {
   std::string run_id;
   bool raw_headers = false;
+  int idle_spin_us = -1;
   std::string nats_url;
   std::string amqp_url;
   std::string amqp_mgmt;
@@ -360,6 +366,9 @@ class SwitchboardSide {
     config.mutable_node()->set_default_transport("t");
     config.mutable_node()->set_default_policy("bench");
     config.mutable_node()->set_source("//bench/" + env.run_id);
+    if (env.idle_spin_us >= 0) {
+      config.mutable_node()->mutable_handler_idle_spin()->set_nanos(env.idle_spin_us * 1000);
+    }
     (*config.mutable_policies())["bench"] = DefaultPolicy();
     auto bind = [&](std::string_view op, v1::Style style) -> v1::OperationBinding& {
       auto& b = (*config.mutable_operations())[std::string(op)];
@@ -929,6 +938,7 @@ int Main(int argc, char** argv) {
   Env env;
   env.run_id = std::to_string(getpid()) + "x" + std::to_string(std::time(nullptr) % 100000);
   env.raw_headers = flags.raw_headers;
+  env.idle_spin_us = flags.idle_spin_us;
   env.nats_url = Getenv("SWITCHBOARD_TEST_NATS_URL");
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
   env.amqp_mgmt = Getenv("SWITCHBOARD_TEST_RABBITMQ_MGMT");

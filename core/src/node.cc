@@ -641,7 +641,11 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(v1::Config config, Options op
   impl->clock = options.clock != nullptr ? options.clock : &Clock::Real();
   impl->executor = options.executor;
   if (!impl->executor) {
-    impl->executor = std::make_shared<ThreadPool>(impl->config.node().handler_threads());
+    const auto& node = impl->config.node();
+    impl->executor = std::make_shared<ThreadPool>(
+        node.handler_threads(), "sb-worker",
+        node.has_handler_idle_spin() ? FromProtoDuration(node.handler_idle_spin())
+                                     : ThreadPool::kDefaultIdleSpin);
   }
   impl->source = impl->config.node().source().empty() ? DefaultSource() : impl->config.node().source();
   impl->services = std::make_shared<NodeServices>();

@@ -91,6 +91,7 @@ TEST_F(ConfigTest, FullExampleLoadsWithEveryShortForm) {
 
   EXPECT_EQ(c.node().source(), "//orders/instance-1");
   EXPECT_EQ(c.node().handler_threads(), 8);
+  EXPECT_EQ(c.node().handler_idle_spin().nanos(), 20'000);
   EXPECT_EQ(c.node().default_transport(), "local");
   EXPECT_EQ(c.node().default_policy(), "interactive");
 
@@ -360,6 +361,9 @@ TEST_F(ConfigTest, BadDuration) {
   EXPECT_EQ(ErrorOf("policies:\n  p: { timeout: -1s }\n"),
             "test.yaml:2:17: `timeout`: `-1s` is negative; a duration cannot be negative. hint: write a positive "
             "duration such as `1s`");
+  EXPECT_EQ(ErrorOf("node: { handler_idle_spin: -50us }\n"),
+            "test.yaml:1:28: `handler_idle_spin`: `-50us` is negative; a duration cannot be negative. hint: "
+            "write a positive duration such as `1s`");
   EXPECT_THAT(ErrorOf("policies:\n  p: { timeout: 5 }\n"),
               AllOf(StartsWith("test.yaml:2:17: `timeout`: `5` has no unit"), HasSubstr("hint: write `5s`")));
   EXPECT_THAT(ErrorOf("policies:\n  p: { retry: { attempts: 2, backoff: 20ms-200ms } }\n"),

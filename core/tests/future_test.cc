@@ -45,6 +45,32 @@ TEST(FutureTest, GetForTimesOut) {
             absl::StatusCode::kDeadlineExceeded);
 }
 
+// Get watches for the result briefly before it sleeps: a result set during
+// the watch, or after it, arrives either way.
+TEST(FutureTest, GetReceivesResultsSetWhileWatchingOrAsleep) {
+  for (int i = 0; i < 2000; ++i) {
+    auto [p, f] = MakePromise<int>();
+    std::thread t([p = std::move(p), i]() mutable {
+      if (i % 2 == 0) std::this_thread::yield();
+      p.Set(i);
+    });
+    absl::StatusOr<int> got = std::move(f).GetFor(absl::Seconds(30));
+    t.join();
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(*got, i);
+  }
+}
+
+// The watch never outlasts the caller's own limit.
+TEST(FutureTest, GetForShorterThanTheWatchTimesOut) {
+  auto [p, f] = MakePromise<int>();
+  EXPECT_EQ(std::move(f).GetFor(absl::Microseconds(1)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  auto [p2, f2] = MakePromise<int>();
+  EXPECT_EQ(std::move(f2).GetFor(absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
 TEST(FutureTest, FirstResultWins) {
   auto [p, f] = MakePromise<int>();
   p.Set(1);

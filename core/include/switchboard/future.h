@@ -14,6 +14,8 @@
 // Each is single-owner (move-only); Set() and Then() may race safely.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -27,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "switchboard/internal/idle_watch.h"
 
 namespace switchboard {
 
@@ -59,6 +62,7 @@ class FutureState {
         cb = std::move(callback_);
       } else {
         value_.emplace(std::move(value));
+        ready_.store(true, std::memory_order_release);
         if (waiting_) cv_.notify_all();
         return;
       }
@@ -86,7 +90,18 @@ class FutureState {
     return value_.has_value();
   }
 
+  // How long WaitFor watches for the result before it sleeps (see
+  // idle_watch.h): about the time an inproc call takes through the executor.
+  static constexpr int64_t kWatchNanos = 50'000;
+
   std::optional<absl::StatusOr<T>> WaitFor(absl::Duration timeout) {
+    if (timeout > absl::ZeroDuration()) {
+      const int64_t watch = timeout == absl::InfiniteDuration()
+                                ? kWatchNanos
+                                : std::min(kWatchNanos, absl::ToInt64Nanoseconds(timeout));
+      internal::WatchBeforeSleeping(watch,
+                                    [this] { return ready_.load(std::memory_order_acquire); });
+    }
     std::unique_lock<std::mutex> lock(mu_);
     waiting_ = true;
     if (timeout == absl::InfiniteDuration()) {
@@ -107,6 +122,9 @@ class FutureState {
   std::condition_variable cv_;
   bool waiting_ = false;
   bool done_ = false;
+  // value_ has been set (it may have been taken since): read without the lock
+  // while WaitFor watches.
+  std::atomic<bool> ready_{false};
   std::optional<absl::StatusOr<T>> value_;
   Callback callback_;
 };

@@ -59,7 +59,8 @@ class ThreadPool final : public Executor {
 
  private:
   void Loop();
-  // Watches the queue for up to idle_spin_; true when a task showed up.
+  // Watches the queue for up to idle_spin_; true when a task showed up or
+  // the pool is stopping.
   bool WatchQueue();
 
   // std::mutex, not absl::Mutex: a post must choose whether to wake a

@@ -367,7 +367,9 @@ class SwitchboardSide {
     config.mutable_node()->set_default_policy("bench");
     config.mutable_node()->set_source("//bench/" + env.run_id);
     if (env.idle_spin_us >= 0) {
-      config.mutable_node()->mutable_handler_idle_spin()->set_nanos(env.idle_spin_us * 1000);
+      auto* spin = config.mutable_node()->mutable_handler_idle_spin();
+      spin->set_seconds(env.idle_spin_us / 1'000'000);
+      spin->set_nanos(env.idle_spin_us % 1'000'000 * 1000);
     }
     (*config.mutable_policies())["bench"] = DefaultPolicy();
     auto bind = [&](std::string_view op, v1::Style style) -> v1::OperationBinding& {

@@ -1316,6 +1316,15 @@ class Validator {
                                 "`, which is not defined"),
                    DefinedHint(node.default_policy(), Keys(config_.policies()), "policies"));
     }
+    // A watch longer than a scheduler tick only keeps a CPU busy.
+    constexpr absl::Duration kMaxIdleSpin = absl::Milliseconds(10);
+    if (node.has_handler_idle_spin() && FromProtoDuration(node.handler_idle_spin()) > kMaxIdleSpin) {
+      return Error("node.handler_idle_spin",
+                   absl::StrCat("`node.handler_idle_spin` is ",
+                                absl::FormatDuration(FromProtoDuration(node.handler_idle_spin())),
+                                ", more than 10ms; an idle handler thread would keep a CPU busy"),
+                   "write a few tens of microseconds such as `50us`, or `0s` to sleep at once");
+    }
     return absl::OkStatus();
   }
 

@@ -459,6 +459,14 @@ TEST_F(ConfigTest, DanglingNodeDefaults) {
             "mean `interactive`?");
 }
 
+TEST_F(ConfigTest, IdleSpinLongerThanATick) {
+  EXPECT_EQ(ErrorOf("node:\n  handler_idle_spin: 50s\n"),
+            "test.yaml:2:3: `node.handler_idle_spin` is 50s, more than 10ms; an idle handler thread would keep "
+            "a CPU busy. hint: write a few tens of microseconds such as `50us`, or `0s` to sleep at once");
+  auto at_the_limit = Parse("node:\n  handler_idle_spin: 10ms\n");
+  EXPECT_TRUE(at_the_limit.ok()) << at_the_limit.status();
+}
+
 constexpr char kRolloutBase[] = R"(
 transports:
   bus: { type: nats, jetstream: true }

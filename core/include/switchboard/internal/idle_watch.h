@@ -9,29 +9,31 @@
 #pragma once
 
 #include <sched.h>
-#include <time.h>
 
+#include <chrono>
 #include <cstdint>
 
 namespace switchboard::internal {
 
-inline int64_t MonotonicNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+// Looks at `ready()` and, while it is false, yields (`yield()`) and looks
+// again until `watch_ns` have passed. True as soon as `ready()` is; false
+// when the watch ran out. `ready` must be cheap and lock-free. A condition
+// already true costs one look and no system call.
+template <class Ready, class Yield>
+bool WatchBeforeSleeping(int64_t watch_ns, Ready&& ready, Yield&& yield) {
+  if (ready()) return true;
+  if (watch_ns <= 0) return false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(watch_ns);
+  do {
+    yield();
+    if (ready()) return true;
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
 }
 
-// Yields and checks `ready()` until it is true (returns true) or `watch_ns`
-// have passed (returns false). `ready` must be cheap and lock-free.
 template <class Ready>
 bool WatchBeforeSleeping(int64_t watch_ns, Ready&& ready) {
-  if (watch_ns <= 0) return ready();
-  const int64_t until = MonotonicNanos() + watch_ns;
-  do {
-    sched_yield();
-    if (ready()) return true;
-  } while (MonotonicNanos() < until);
-  return false;
+  return WatchBeforeSleeping(watch_ns, ready, [] { sched_yield(); });
 }
 
 }  // namespace switchboard::internal

@@ -23,6 +23,7 @@
 #include "address_scheme.h"
 #include "amqp_wire.h"
 #include "management_client.h"
+#include "reconnect_backoff.h"
 #include "sv.h"
 #include "proton/connection.hpp"
 #include "proton/connection_options.hpp"
@@ -39,7 +40,6 @@
 #include "proton/messaging_handler.hpp"
 #include "proton/receiver.hpp"
 #include "proton/receiver_options.hpp"
-#include "proton/reconnect_options.hpp"
 #include "proton/sender.hpp"
 #include "proton/sender_options.hpp"
 #include "proton/session.hpp"
@@ -312,6 +312,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   // thread; when the broker stalls the close (a known RabbitMQ behaviour)
   // the thread is detached and finishes on its own, holding the Core alive.
   void Shutdown() {
+    stop_requested_.store(true);  // no new connection attempts from here on
     FailAllRequests(absl::CancelledError("amqp: transport closed"));
     if (std::this_thread::get_id() == container_thread_) {
       container_.stop();
@@ -396,7 +397,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         auto core = weak.lock();
         if (!core) return;
         absl::StatusOr<bool> exists = core->mgmt_->QueueExists(queue);
-            if (exists.ok() && !*exists) {
+        if (exists.ok() && !*exists) {
           core->CompleteRequest(key, absl::UnavailableError(absl::StrCat(
                                          "amqp: no server for ", request.type,
                                          " (no consumer on queue ", queue, ")")));
@@ -433,7 +434,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       // Encoded: the envelope's buffers serve a later one.
       internal::RecycleEnvelope(std::move(request));
     });
-    if (!posted) CompleteRequest(key, absl::UnavailableError("amqp: transport is closed"));
+    if (!posted) CompleteRequest(key, NotPosted());
   }
 
   void CompleteRequest(const std::string& key, absl::StatusOr<Envelope> result) {
@@ -702,6 +703,17 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     });
   }
 
+  // Why Post returned false.
+  absl::Status NotPosted() {
+    absl::MutexLock l(&mu_);
+    if (run_exited_ || stop_requested_.load()) {
+      return absl::UnavailableError("amqp: transport is closed");
+    }
+    return absl::UnavailableError(absl::StrCat(
+        "amqp: not connected to the broker (reconnecting",
+        last_error_.empty() ? "" : absl::StrCat("; last error: ", last_error_), ")"));
+  }
+
   // Runs `fn` on the container thread and waits for it (bounded); inline
   // when already there.
   void RunSync(std::function<void()> fn) {
@@ -753,7 +765,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       OpenLink(entry, link);
       receivers_[link] = std::move(entry);
     });
-    if (!posted) return absl::UnavailableError("amqp: transport is closed");
+    if (!posted) return NotPosted();
     if (std::this_thread::get_id() == container_thread_) return absl::OkStatus();
     if (fut.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(opts_.connect_timeout))) !=
         std::future_status::ready) {
@@ -800,7 +812,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         auto core = weak.lock();
         if (!core || !core->RecoveryWanted()) return;
         absl::Status ps = provision ? provision() : absl::OkStatus();
-            if (ps.ok()) {
+        if (ps.ok()) {
           core->Post([core_raw = core.get(), link] { core_raw->Reopen(link); });
           return;
         }
@@ -825,13 +837,16 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     for (auto d = inflight_.begin(); d != inflight_.end();) {
       d = d->second.link == link ? inflight_.erase(d) : std::next(d);
     }
+    if (!conn_) return;  // reopened by the next connection's recovery
     // The new link first, then the old session: a consumer must stay on an
     // auto-delete queue throughout, or the broker deletes it.
     proton::session old = e.session;
     OpenLink(e, link);
-    try {
-      old.close();
-    } catch (const std::exception&) {
+    if (old) {
+      try {
+        old.close();
+      } catch (const std::exception&) {
+      }
     }
     e.verify_after_open = static_cast<bool>(e.provision) && ++e.recoveries <= kMaxRecoveries;
   }
@@ -879,7 +894,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
       internal::RecycleEnvelope(std::move(env));
     });
     if (!posted && *shared_done) {
-      std::move (*shared_done)(absl::UnavailableError("amqp: transport is closed"));
+      std::move (*shared_done)(NotPosted());
     }
   }
 
@@ -1341,17 +1356,14 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     }
   }
 
-  // ------------------------------------------------------ Proton callbacks
-  void on_container_start(proton::container& c) override {
+  // ------------------------------------------------------ connecting
+  // Each connection is a new Proton connection with new sessions and links.
+  // Proton's own reconnect is not used: it binds the old connection object
+  // to a new socket and begins its old sessions again, and RabbitMQ refused
+  // those ("begin reply to unknown channel") often enough that a request
+  // server and its client stayed without their links after a broker restart.
+  proton::connection_options ConnectionOptions() const {
     proton::connection_options co;
-    proton::reconnect_options ro;
-    ro.delay(ToProton(opts_.reconnect_initial));
-    ro.max_delay(ToProton(opts_.reconnect_max));
-    ro.delay_multiplier(2.0f);
-    co.reconnect(ro);
-    if (opts_.urls.size() > 1) {
-      co.failover_urls(std::vector<std::string>(opts_.urls.begin() + 1, opts_.urls.end()));
-    }
     co.sasl_enabled(true);
     co.sasl_allow_insecure_mechs(true);
     if (!opts_.sasl_mechanisms.empty()) {
@@ -1378,34 +1390,55 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         co.ssl_client_options(proton::ssl_client_options(proton::ssl::VERIFY_PEER_NAME));
       }
     }
+    return co;
+  }
+
+  // Container thread: one connection attempt to the next URL in turn.
+  void Connect() {
+    if (closing_ || stop_requested_.load()) return;
+    const std::string& url = opts_.urls[connect_attempt_ % opts_.urls.size()];
+    ++connect_attempt_;
     try {
-      conn_ = c.connect(opts_.urls.front(), co);
+      container_.connect(url, ConnectionOptions());
     } catch (const std::exception& e) {
-      absl::MutexLock l(&mu_);
-      last_error_ = Redact(e.what());
+      {
+        absl::MutexLock l(&mu_);
+        last_error_ = Redact(e.what());
+      }
+      ScheduleConnect();
     }
   }
 
+  // Container thread: the next attempt after a lost or failed connection
+  // (reconnect_backoff.h).
+  void ScheduleConnect() {
+    if (closing_ || stop_requested_.load()) return;
+    const absl::Duration delay = ReconnectDelay(connect_attempt_, opts_.urls.size(),
+                                                opts_.reconnect_initial, opts_.reconnect_max,
+                                                RandomU64());
+    container_.schedule(ToProton(delay), [this] { Connect(); });
+  }
+
+  // ------------------------------------------------------ Proton callbacks
+  void on_container_start(proton::container&) override { Connect(); }
+
   void on_connection_open(proton::connection& c) override {
     conn_ = c;
-    if (c.reconnected()) {
-      // Proton reopens the senders, not the receivers of our own sessions,
-      // and the broker may have lost their queues (auto-delete, non-durable)
-      // with its restart: provision again and reopen. Deliveries of the old
-      // connection are gone (the broker redelivers them).
-      for (auto& [link, r] : receivers_) {
-        r.unsettled = 0;
-        r.closed = true;
-        // A recovery still running for the previous connection (the broker
-        // restarted again before it finished) may reopen the link on the
-        // dead connection: this connection needs its own.
-        r.recovering = false;
-        ScheduleRecovery(r, link);
-      }
+    connect_attempt_ = 0;  // the first URL first after the next loss
+    {
+      // First: a recovery started below posts its reopen through it.
+      absl::MutexLock l(&mu_);
+      connected_ = true;
+      transport_closed_ = false;
+      work_queue_ = &c.work_queue();
     }
-    absl::MutexLock l(&mu_);
-    connected_ = true;
-    work_queue_ = &c.work_queue();
+    if (ever_connected_) {
+      // Every receiver was left with the lost connection (ForgetConnection),
+      // and the broker may have lost their queues with its restart
+      // (auto-delete, non-durable): provision again and reopen.
+      for (auto& [link, r] : receivers_) ScheduleRecovery(r, link);
+    }
+    ever_connected_ = true;
   }
 
   // A first connection the broker refuses for good (credentials, TLS) ends
@@ -1437,25 +1470,57 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   }
 
   void on_transport_error(proton::transport& t) override {
-    ++generation_;
-    inflight_.clear();
-    std::vector<Done> failed;
-    for (auto& [delivery, tracked] : trackers_) failed.push_back(std::move(tracked.done));
-    trackers_.clear();
-    for (auto& [address, entry] : senders_) entry.outstanding = 0;
-    for (auto& d : failed) {
-      if (d) d(absl::UnavailableError("amqp: connection lost before the broker confirmed"));
-    }
     absl::Status refusal = Refusal(t.error());
     absl::MutexLock l(&mu_);
     last_error_ = Redact(t.error().what());
     if (!connected_ && refused_.ok()) refused_ = refusal;
   }
 
+  // The connection is gone (or never came up): forget it, then try again
+  // unless the transport is closing or the broker refused the credentials
+  // (as a retry would be refused too).
   void on_transport_close(proton::transport&) override {
-    absl::MutexLock l(&mu_);
-    transport_closed_ = true;
-    work_queue_ = nullptr;
+    ForgetConnection();
+    bool refused_for_good;
+    {
+      absl::MutexLock l(&mu_);
+      transport_closed_ = true;
+      work_queue_ = nullptr;
+      refused_for_good = refused_.code() == absl::StatusCode::kPermissionDenied;
+    }
+    if (!refused_for_good) ScheduleConnect();
+  }
+
+  // Container thread: drops everything that belonged to the connection.
+  // Messages without an outcome fail with Unavailable (the caller's retry
+  // sends them again); deliveries not settled yet are the broker's to
+  // redeliver; receivers are reopened on the next connection.
+  void ForgetConnection() {
+    ++generation_;
+    inflight_.clear();
+    std::vector<Done> unconfirmed;
+    for (auto& [delivery, tracked] : trackers_) unconfirmed.push_back(std::move(tracked.done));
+    trackers_.clear();
+    std::vector<Done> unsent;
+    for (auto& [address, entry] : senders_) {
+      for (auto& out : entry.queue) unsent.push_back(std::move(out.done));
+    }
+    senders_.clear();
+    sender_links_.clear();
+    for (auto& [link, r] : receivers_) {
+      r.closed = true;
+      r.recovering = false;
+      r.unsettled = 0;
+      r.receiver = proton::receiver();
+      r.session = proton::session();
+    }
+    conn_ = proton::connection();
+    for (auto& d : unconfirmed) {
+      if (d) d(absl::UnavailableError("amqp: connection lost before the broker confirmed"));
+    }
+    for (auto& d : unsent) {
+      if (d) d(absl::UnavailableError("amqp: connection lost before the message was sent"));
+    }
   }
 
   void on_connection_error(proton::connection& c) override {
@@ -1600,13 +1665,14 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   proton::container container_;
   std::thread thread_;
   std::atomic<std::thread::id> container_thread_{};
+  std::atomic<bool> stop_requested_{false};
 
   absl::Mutex mu_;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
   bool transport_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool run_exited_ ABSL_GUARDED_BY(mu_) = false;
-  // The connection's work queue: how other threads reach the container
-  // thread. It stays the same across automatic reconnects.
+  // The open connection's work queue: how other threads reach the
+  // container thread; null while there is no connection.
   proton::work_queue* work_queue_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   // Why the broker refused the first connection for good (see Refusal).
@@ -1635,7 +1701,9 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   std::vector<std::vector<char>> spare_buffers_;
 
   // Container thread only.
-  proton::connection conn_;
+  proton::connection conn_;  // the open connection; null while there is none
+  bool ever_connected_ = false;
+  uint64_t connect_attempt_ = 0;  // attempts since the last open connection
   bool closing_ = false;
   uint64_t generation_ = 0;
   uint64_t next_delivery_id_ = 1;

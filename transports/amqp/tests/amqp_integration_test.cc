@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -613,15 +614,26 @@ TEST_F(AmqpIntegrationTest, DurableCommandSurvivesBrokerRestart) {
   EXPECT_EQ(got.Items()[0].data, "survivor");
 }
 
-// Known gap (README "Gaps"): a request server and a client that both live
-// across a broker restart. Their queues (auto-delete, non-durable) are gone
-// after it; the transport provisions and reopens them, but replies do not
-// reliably flow again yet. Run with --gtest_also_run_disabled_tests.
-TEST_F(AmqpIntegrationTest, DISABLED_RequestReplyRecoversAfterBrokerRestart) {
+// A request server and a client that both live across a broker restart.
+// Their queues (auto-delete, non-durable) are gone after it; each transport
+// connects again with new links, provisions the queues and reopens them.
+// Meanwhile a third transport, closed while the broker is away, says why a
+// send failed and closes without waiting out its reconnect delay.
+TEST_F(AmqpIntegrationTest, RequestReplyRecoversAfterBrokerRestart) {
   const std::string restart = testing::TestRestartCommand();
   if (restart.empty()) GTEST_SKIP() << "SWITCHBOARD_TEST_AMQP_RESTART is not set";
   auto t = NewTransport();
   auto server = NewTransport();
+  // Its attempts after the first one wait 5 s each.
+  v1::TransportConfig slow = testing::TestConfig(prefix_);
+  slow.mutable_amqp()->mutable_reconnect_initial()->set_seconds(5);
+  slow.mutable_amqp()->mutable_reconnect_max()->set_seconds(5);
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.source = "//amqp-test";
+  auto made = MakeAmqpTransport("doomed", slow, env);
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<Transport> doomed = *std::move(made);
   ASSERT_NE(t, nullptr);
   ASSERT_NE(server, nullptr);
   const std::string echo = "it.v1.Echo/AfterRestart";
@@ -631,7 +643,28 @@ TEST_F(AmqpIntegrationTest, DISABLED_RequestReplyRecoversAfterBrokerRestart) {
     std::move(reply)(rep);
   });
   ASSERT_TRUE(served.ok()) << served.status();
-  ASSERT_EQ(std::system(restart.c_str()), 0) << restart;
+
+  std::atomic<int> restart_rc{-1};
+  std::thread restarter([&] { restart_rc = std::system(restart.c_str()); });
+  absl::Status offline = absl::OkStatus();
+  const absl::Time offline_until = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < offline_until) {
+    offline = Await([&](DoneCallback done) {
+      doomed->Enqueue(MakeEnvelope("it.v1.Jobs/WhileAway", "x"), std::move(done));
+    });
+    if (absl::StrContains(offline.message(), "not connected to the broker")) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(offline.code(), absl::StatusCode::kUnavailable) << offline;
+  EXPECT_TRUE(absl::StrContains(offline.message(), "not connected to the broker (reconnecting"))
+      << offline;
+  // Its next attempt is seconds away; closing does not wait for it.
+  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Time closing = absl::Now();
+  doomed.reset();
+  EXPECT_LT(absl::Now() - closing, absl::Seconds(1));
+  restarter.join();
+  ASSERT_EQ(restart_rc.load(), 0) << restart;
 
   absl::StatusOr<Envelope> reply = absl::UnavailableError("not yet");
   const absl::Time reply_until = absl::Now() + absl::Seconds(30);

@@ -1,6 +1,7 @@
 // The Envelope <-> AMQP message mapping, without a broker.
 #include "amqp_wire.h"
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "address_scheme.h"
+#include "reconnect_backoff.h"
 #include "gtest/gtest.h"
 #include "switchboard/testing/envelope_testing.h"
 #include "proton/annotation_key.hpp"
@@ -433,6 +435,54 @@ TEST(AmqpWireTest, RabbitMqAddressScheme) {
   EXPECT_EQ((*scheme)->ExistingQueueAddress("q"), "/amq/queue/q");
   EXPECT_EQ((*scheme)->TopicAddress("k"), "/exchange/amq.topic/k");
   EXPECT_EQ(MakeAddressScheme("artemis", "").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// ---- reconnect_backoff.h
+
+TEST(ReconnectDelayTest, FirstRoundGoesAtOnceOverEveryUrl) {
+  const absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(5);
+  EXPECT_EQ(ReconnectDelay(0, 1, initial, max, 12345), absl::ZeroDuration());
+  for (uint64_t attempt = 0; attempt < 3; ++attempt) {
+    EXPECT_EQ(ReconnectDelay(attempt, 3, initial, max, 999), absl::ZeroDuration()) << attempt;
+  }
+  // Within a later round, the other URLs are tried at once too.
+  EXPECT_EQ(ReconnectDelay(4, 3, initial, max, 999), absl::ZeroDuration());
+  EXPECT_EQ(ReconnectDelay(5, 3, initial, max, 999), absl::ZeroDuration());
+  EXPECT_GE(ReconnectDelay(3, 3, initial, max, 999), initial);
+}
+
+TEST(ReconnectDelayTest, BoundDoublesPerRoundUpToMax) {
+  const absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(5);
+  // The largest random number gives the bound itself: 100, 200, 400, ... 3200, then 5000.
+  const uint64_t top = ~uint64_t{0};
+  auto bound = [&](uint64_t round) {
+    absl::Duration longest = absl::ZeroDuration();
+    for (uint64_t r = 0; r < 6000; ++r) {
+      longest = std::max(longest, ReconnectDelay(round, 1, initial, max, r));
+    }
+    return longest;
+  };
+  EXPECT_EQ(bound(1), absl::Milliseconds(100));
+  EXPECT_EQ(bound(2), absl::Milliseconds(200));
+  EXPECT_EQ(bound(3), absl::Milliseconds(400));
+  EXPECT_EQ(bound(6), absl::Milliseconds(3200));
+  EXPECT_EQ(bound(7), absl::Seconds(5));
+  EXPECT_EQ(bound(1000), absl::Seconds(5));
+  EXPECT_LE(ReconnectDelay(1000000, 1, initial, max, top), max);
+}
+
+TEST(ReconnectDelayTest, SpreadBetweenInitialAndBound) {
+  const absl::Duration initial = absl::Milliseconds(100), max = absl::Seconds(5);
+  absl::Duration shortest = absl::InfiniteDuration(), longest = absl::ZeroDuration();
+  for (uint64_t r = 0; r < 5000; ++r) {
+    absl::Duration d = ReconnectDelay(4, 1, initial, max, r * 7919);
+    shortest = std::min(shortest, d);
+    longest = std::max(longest, d);
+  }
+  EXPECT_EQ(shortest, initial);
+  EXPECT_EQ(longest, absl::Milliseconds(800));
+  // A max below initial waits initial.
+  EXPECT_EQ(ReconnectDelay(5, 1, absl::Seconds(1), absl::Milliseconds(10), 77), absl::Seconds(1));
 }
 
 }  // namespace

@@ -129,7 +129,10 @@ TEST(AmqpFaultTest, BrokerRestartedTwiceMidStream) {
   }
   ExpectStreamIntact("amqp", "broker restarted twice", r, *log, lost,
                     Cat(" restarts ", restarts, " recovery after the last failure ",
-                        absl::FormatDuration(r.recovery)));
+                        absl::FormatDuration(r.recovery), " failures from +",
+                        absl::FormatDuration(r.first_failure - r.first_accepted), " to +",
+                        absl::FormatDuration(r.last_failure - r.first_accepted),
+                        " after the first accept"));
   EXPECT_EQ(restarts, 2);
 }
 

@@ -824,6 +824,49 @@ TEST(NatsRestart, JetStreamQueueSurvivesABrokerRestart) {
   EXPECT_EQ(seen, (std::set<std::string>{"queued", "after"}));
 }
 
+// A request server and its client, both kept across a nats-server restart:
+// the client reconnects and the server's subscription comes back without
+// being opened again.
+TEST(NatsRestart, RequestReplyRecoversAfterBrokerRestart) {
+  SB_REQUIRE_NATS();
+  const char* restart = std::getenv("SWITCHBOARD_TEST_NATS_RESTART");
+  if (restart == nullptr) GTEST_SKIP() << "SWITCHBOARD_TEST_NATS_RESTART is not set";
+  std::string prefix = absl::StrCat("sbrr.", UniqueId());
+  auto client = NewTestTransport(false, prefix);
+  auto server = NewTestTransport(false, prefix);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string op = absl::StrCat("it.v1.Echo_", UniqueId());
+  auto served = (*server)->Serve(Ep(op), [](Envelope req, ReplyCallback reply) {
+    Envelope rep;
+    rep.data = "echo:" + req.data;
+    std::move(reply)(std::move(rep));
+  });
+  ASSERT_TRUE(served.ok()) << served.status();
+  auto ask = [&](const std::string& text) {
+    Inbox<absl::StatusOr<Envelope>> replies;
+    Envelope req = MakeEnvelope(op, text);
+    req.deadline = absl::Now() + absl::Seconds(2);
+    (*client)->Request(req, [&](absl::StatusOr<Envelope> r) { replies.Push(std::move(r)); });
+    auto r = replies.Pop(absl::Seconds(5));
+    return r == nullptr ? absl::StatusOr<Envelope>(absl::DeadlineExceededError("no callback"))
+                        : *std::move(r);
+  };
+  absl::StatusOr<Envelope> before = ask("before");
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->data, "echo:before");
+
+  ASSERT_EQ(std::system(restart), 0);
+
+  absl::StatusOr<Envelope> after = absl::UnavailableError("not tried");
+  for (absl::Time until = absl::Now() + absl::Seconds(20); !after.ok() && absl::Now() < until;) {
+    after = ask("after");
+    if (!after.ok()) absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->data, "echo:after");
+}
+
 TEST(NatsConnect, FailureIsUnavailableWithRedactedUrl) {
   v1::TransportConfig config;
   config.set_type("nats");

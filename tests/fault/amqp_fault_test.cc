@@ -110,7 +110,9 @@ TEST(AmqpFaultTest, BrokerRestartedTwiceMidStream) {
   options.rate = 400;
   options.before_send = [&](int i) {
     if (i != 3'000 && i != 6'000) return;
-    if (restarting) EXPECT_EQ(restarting->Wait(), 0) << restart;
+    if (restarting) {
+      EXPECT_EQ(restarting->Wait(), 0) << restart;
+    }
     restarting = std::make_unique<Background>(restart);
     ++restarts;
   };
@@ -129,10 +131,13 @@ TEST(AmqpFaultTest, BrokerRestartedTwiceMidStream) {
   }
   ExpectStreamIntact("amqp", "broker restarted twice", r, *log, lost,
                     Cat(" restarts ", restarts, " recovery after the last failure ",
-                        absl::FormatDuration(r.recovery), " failures from +",
-                        absl::FormatDuration(r.first_failure - r.first_accepted), " to +",
-                        absl::FormatDuration(r.last_failure - r.first_accepted),
-                        " after the first accept"));
+                        absl::FormatDuration(r.recovery),
+                        r.failed_attempts == 0
+                            ? std::string(" no failures")
+                            : Cat(" failures from +",
+                                  absl::FormatDuration(r.first_failure - r.first_accepted),
+                                  " to +", absl::FormatDuration(r.last_failure - r.first_accepted),
+                                  " after the first accept")));
   EXPECT_EQ(restarts, 2);
 }
 

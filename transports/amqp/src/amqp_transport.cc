@@ -1539,7 +1539,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     auto it = receivers_.find(r.name());
     if (it == receivers_.end()) return;
     if (!(it->second.receiver == r)) {
-      r.close();  // A stale link of an earlier connection reopened: not ours any more.
+      r.close();  // An older link of this name (reopened since): not ours any more.
       return;
     }
     if (it->second.verify_after_open) VerifyQueue(it->second, r.name());

@@ -113,13 +113,13 @@ inline absl::StatusOr<std::string> EchoBytes(const std::string& request_bytes) {
   return reply.SerializeAsString();
 }
 
-// The ids a Switchboard envelope carries (message id, traceparent,
-// idempotency key), of the same length and changing per message: what the
-// raw baselines put on the wire with `envelope_headers`.
+// The ids a Switchboard envelope carries (message id, traceparent), of the
+// same length and changing per message: what the raw baselines put on the
+// wire with `envelope_headers`. The idempotency key is the id, which the
+// wire leaves out.
 struct EnvelopeLikeIds {
   char id[40];
   char trace[64];
-  char key[40];
 };
 
 inline EnvelopeLikeIds MakeEnvelopeLikeIds(uint64_t seq) {
@@ -129,7 +129,6 @@ inline EnvelopeLikeIds MakeEnvelopeLikeIds(uint64_t seq) {
   std::snprintf(ids.trace, sizeof ids.trace,
                 "00-4bf92f3577b34da6a3ce929d0e0e%04llx-00f067aa0ba9%04llx-01", n & 0xffff,
                 (n >> 16) & 0xffff);
-  std::snprintf(ids.key, sizeof ids.key, "0190f3a2-7c41-7b2e-8e3f-%012llx", n);
   return ids;
 }
 

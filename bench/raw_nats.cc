@@ -40,7 +40,6 @@ HeaderSet EnvelopeLikeHeaders(Style style, uint64_t seq) {
   const EnvelopeLikeIds ids = MakeEnvelopeLikeIds(seq);
   const char* id = ids.id;
   const char* trace = ids.trace;
-  const char* key = ids.key;
   char time[40];
   std::snprintf(time, sizeof time, "2026-11-23T14:%02llu:%02llu.123456Z",
                 static_cast<unsigned long long>(seq / 60 % 60),
@@ -49,8 +48,9 @@ HeaderSet EnvelopeLikeHeaders(Style style, uint64_t seq) {
                            : style == Style::kCommand ? "command"
                                                       : "event";
   HeaderSet h;
-  h.fields = {{"Content-Type", "application/protobuf"},
-              {"ce-id", id},
+  // An envelope's first attempt with its id as the idempotency key: no
+  // Content-Type, ce-idempotencykey or ce-attempt (transports/nats/README.md).
+  h.fields = {{"ce-id", id},
               {"ce-source", "//sbbench/bench-node"},
               {"ce-specversion", "1.0"},
               {"ce-type", "switchboard.test.v1.Echo.Echo"},
@@ -58,9 +58,7 @@ HeaderSet EnvelopeLikeHeaders(Style style, uint64_t seq) {
               {"ce-datacontenttype", "application/protobuf"},
               {"ce-traceparent", trace},
               {"traceparent", trace},
-              {"ce-idempotencykey", key},
               {"ce-expirytime", time},
-              {"ce-attempt", "1"},
               {"ce-style", style_name}};
   return h;
 }

@@ -56,15 +56,17 @@ void ToProto(const Envelope& in, v1::Envelope* out) {
   out->set_spec_version(in.spec_version);
   out->set_type(in.type);
   if (in.time != absl::UnixEpoch()) ToTimestamp(in.time, out->mutable_time());
-  out->set_data_content_type(in.data_content_type);
+  if (in.data_content_type != kContentTypeProtobuf) {
+    out->set_data_content_type(in.data_content_type);
+  }
   out->set_subject(in.subject);
   out->set_traceparent(in.traceparent);
   out->set_tracestate(in.tracestate);
-  out->set_idempotency_key(in.idempotency_key);
+  if (!WireOmitsIdempotencyKey(in)) out->set_idempotency_key(in.idempotency_key);
   if (in.has_deadline()) ToTimestamp(in.deadline, out->mutable_deadline());
   out->set_correlation_id(in.correlation_id);
   out->set_reply_to(in.reply_to);
-  out->set_attempt(in.attempt);
+  if (!WireOmitsAttempt(in)) out->set_attempt(in.attempt);
   out->set_style(static_cast<v1::Style>(in.style));
   out->set_status_code(static_cast<int32_t>(in.status.code()));
   out->set_status_message(std::string(in.status.message()));
@@ -81,6 +83,7 @@ absl::Status FromProtoRest(const v1::Envelope& in, Envelope* out) {
   out->time = in.has_time() ? FromTimestamp(in.time()) : absl::UnixEpoch();
   out->deadline = in.has_deadline() ? FromTimestamp(in.deadline()) : absl::InfiniteFuture();
   out->attempt = in.attempt() == 0 ? 1 : in.attempt();
+  RestoreOmittedAttributes(out);
   int style = in.style();
   out->style = (style >= 0 && style <= 3) ? static_cast<Style>(style) : Style::kUnspecified;
   out->status = in.status_code() == 0

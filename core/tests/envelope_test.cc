@@ -65,6 +65,33 @@ TEST(EnvelopeTest, FromProtoTakingTheProtoApartGivesTheSameEnvelope) {
   EXPECT_EQ(FromProto(std::move(no_type), &out).code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The protobuf form leaves out what its reader restores: an idempotency key
+// that is the id, the first attempt, the default content type.
+TEST(EnvelopeTest, ProtoLeavesOutDefaultsAndTheReaderRestoresThem) {
+  Envelope in = Full();
+  in.idempotency_key = in.id;
+  in.attempt = 1;
+  in.data_content_type = std::string(kContentTypeProtobuf);
+  v1::Envelope proto;
+  ToProto(in, &proto);
+  EXPECT_EQ(proto.idempotency_key(), "");
+  EXPECT_EQ(proto.attempt(), 0);
+  EXPECT_EQ(proto.data_content_type(), "");
+  Envelope out;
+  ASSERT_TRUE(FromProto(proto, &out).ok());
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(out, in));
+  Envelope taken;
+  ASSERT_TRUE(FromProto(std::move(proto), &taken).ok());
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(taken, in));
+
+  // A key of its own and a later attempt travel.
+  in.idempotency_key = "order-42";
+  in.attempt = 2;
+  ToProto(in, &proto);
+  EXPECT_EQ(proto.idempotency_key(), "order-42");
+  EXPECT_EQ(proto.attempt(), 2);
+}
+
 TEST(EnvelopeTest, FromProtoRejectsMissingAttributes) {
   v1::Envelope proto;
   Envelope out;

@@ -85,6 +85,24 @@ struct Envelope {
   bool has_deadline() const { return deadline != absl::InfiniteFuture(); }
 };
 
+// Attributes a wire form leaves out because a reader restores them: the
+// idempotency key when it is the message id (the key a CloudEvents consumer
+// deduplicates on anyway: source + id) and the attempt when it is the first.
+// Every transport's mapping and the protobuf form follow these rules, and
+// every reader calls `RestoreOmittedAttributes` after decoding, so an
+// envelope comes out as it went in. A message from a sender that writes the
+// attributes anyway reads the same.
+[[nodiscard]] inline bool WireOmitsIdempotencyKey(const Envelope& env) {
+  return env.idempotency_key.empty() || env.idempotency_key == env.id;
+}
+[[nodiscard]] inline bool WireOmitsAttempt(const Envelope& env) { return env.attempt == 1; }
+// A decoded envelope without an idempotency key gets its id as the key.
+inline void RestoreOmittedAttributes(Envelope* env) {
+  if (env->idempotency_key.empty()) env->idempotency_key = env->id;
+}
+
+// The protobuf form leaves out what its reader restores (see above), and a
+// data content type of `application/protobuf`, the proto's default.
 void ToProto(const Envelope& in, v1::Envelope* out);
 // Fails with InvalidArgument naming the attribute when the proto is not a
 // valid envelope (missing id or type, bad spec version, bad attempt).

@@ -424,6 +424,7 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
           "AMQP message body must be one data section (binary), got ", pn_type_name(body_type)));
   }
 
+  RestoreOmittedAttributes(&env);
   if (auto s = ValidateEnvelope(env); !s.ok()) return s;
   if (wire_bytes != nullptr) *wire_bytes = ReceivedSize(msg, props, env.data.size());
   return env;
@@ -437,7 +438,6 @@ struct PropertyKeys {
   const std::string spec_version = Key("specversion");
   const std::string type = Key("type");
   const std::string time = Key("time");
-  const std::string data_content_type = Key("datacontenttype");
   const std::string subject = Key("subject");
   const std::string traceparent = Key(attr::kTraceparent);
   const std::string plain_traceparent = std::string(attr::kTraceparent);
@@ -519,7 +519,6 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
   PutString(d, keys.spec_version, env.spec_version);
   PutString(d, keys.type, env.type);
   PutTimestamp(d, keys.time, env.time);
-  put_nonempty(keys.data_content_type, env.data_content_type);
   put_nonempty(keys.subject, env.subject);
   if (!env.traceparent.empty()) {
     PutString(d, keys.traceparent, env.traceparent);
@@ -529,11 +528,11 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
     PutString(d, keys.tracestate, env.tracestate);
     PutString(d, keys.plain_tracestate, env.tracestate);
   }
-  put_nonempty(keys.idempotency_key, env.idempotency_key);
+  if (!WireOmitsIdempotencyKey(env)) PutString(d, keys.idempotency_key, env.idempotency_key);
   if (env.has_deadline()) PutTimestamp(d, keys.expiry_time, env.deadline);
   put_nonempty(keys.correlation_id, env.correlation_id);
   put_nonempty(keys.reply_to, env.reply_to);
-  PutLong(d, keys.attempt, env.attempt);
+  if (!WireOmitsAttempt(env)) PutLong(d, keys.attempt, env.attempt);
   if (env.style != Style::kUnspecified) PutString(d, keys.style, StyleName(env.style));
   if (!env.status.ok()) {
     PutLong(d, keys.status_code, static_cast<int64_t>(env.status.code()));

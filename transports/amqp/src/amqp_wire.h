@@ -2,11 +2,14 @@
 // binding, binary mode).
 //
 // Properties section: message-id = id, correlation-id, reply-to,
-// content-type = datacontenttype, creation-time = time. Every attribute also
+// content-type = datacontenttype, creation-time = time. Every other attribute
 // travels in application-properties as `cloudEvents_<name>` (native AMQP
 // types: timestamp for time/expirytime, long for attempt/statuscode), plus
-// the plain W3C `traceparent` / `tracestate`. The payload is one data
-// section. Readers accept the native types and the canonical strings.
+// the plain W3C `traceparent` / `tracestate`; id, time, correlation id and
+// reply-to are in both. The idempotency key and the attempt are left out
+// when a reader restores them (`WireOmitsIdempotencyKey`, `WireOmitsAttempt`
+// in envelope.h). The payload is one data section. Readers accept the native
+// types and the canonical strings, and `cloudEvents_datacontenttype` too.
 //
 // Thread safety: pure functions, callable from any thread.
 #pragma once

@@ -119,6 +119,36 @@ TEST(AmqpWireTest, NativeTypesAndAmqpPropertiesOnTheWire) {
             proton::get<std::string>(p.get("traceparent")));
   EXPECT_EQ(proton::get<std::string>(p.get("tracestate")), "vendor=abc");
   EXPECT_EQ(proton::get<std::string>(p.get("cloudEvents_tenant")), "acme");
+  EXPECT_EQ(proton::get<std::string>(p.get("cloudEvents_idempotencykey")), "idem-1");
+  // The binding's place for datacontenttype is properties.content-type only.
+  EXPECT_FALSE(p.exists("cloudEvents_datacontenttype"));
+}
+
+// An idempotency key that is the id and a first attempt are left out, and a
+// reader restores them: the envelope comes out as it went in.
+TEST(AmqpWireTest, DefaultKeyAndFirstAttemptAreLeftOutAndRestored) {
+  Envelope in = FullEnvelope();
+  in.idempotency_key = in.id;
+  in.attempt = 1;
+  proton::message msg;
+  ASSERT_TRUE(EnvelopeToMessage(in, /*durable=*/true, &msg).ok());
+  EXPECT_FALSE(msg.properties().exists("cloudEvents_idempotencykey"));
+  EXPECT_FALSE(msg.properties().exists("cloudEvents_attempt"));
+  absl::StatusOr<Envelope> out = MessageToEnvelope(msg);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->idempotency_key, in.id);
+  EXPECT_EQ(out->attempt, 1);
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
+
+  // A sender that writes them anyway (and datacontenttype as a property)
+  // reads the same.
+  msg.properties().put("cloudEvents_idempotencykey", in.id);
+  msg.properties().put("cloudEvents_attempt", int64_t{1});
+  msg.properties().put("cloudEvents_datacontenttype", in.data_content_type);
+  msg.content_type("");
+  out = MessageToEnvelope(msg);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
 }
 
 TEST(AmqpWireTest, AcceptsCanonicalStringForms) {

@@ -107,10 +107,10 @@ void ForEachMetadata(const Envelope& env, MetadataSet set,
   if (env.time != absl::UnixEpoch()) add("ce-time", FormatRfc3339(env.time));
   add("ce-datacontenttype", env.data_content_type);
   add("ce-subject", env.subject);
-  add("ce-idempotencykey", env.idempotency_key);
+  if (!WireOmitsIdempotencyKey(env)) add("ce-idempotencykey", env.idempotency_key);
   if (env.has_deadline()) add("ce-expirytime", FormatRfc3339(env.deadline));
   add("ce-replyto", env.reply_to);
-  add("ce-attempt", Cat(env.attempt));
+  if (!WireOmitsAttempt(env)) add("ce-attempt", Cat(env.attempt));
   if (env.style != Style::kUnspecified) add("ce-style", StyleName(env.style));
   if (!env.status.ok()) {
     add("ce-statuscode", Cat(static_cast<int>(env.status.code())));

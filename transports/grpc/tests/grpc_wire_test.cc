@@ -61,6 +61,17 @@ TEST(GrpcWireTest, EnvelopeAttributesBecomeCeMetadata) {
   EXPECT_EQ(md.count("ce-statuscode"), 0u);
 }
 
+// With the full set, an idempotency key that is the id and a first attempt
+// are left out, as in the body: a reader restores them.
+TEST(GrpcWireTest, DefaultKeyAndFirstAttemptAreLeftOut) {
+  Envelope env = CommandEnvelope();
+  env.idempotency_key = env.id;
+  std::map<std::string, std::string> md = AsMap(ToMetadata(env));
+  EXPECT_EQ(md.count("ce-idempotencykey"), 0u);
+  EXPECT_EQ(md.count("ce-attempt"), 0u);
+  EXPECT_EQ(md["ce-id"], "id-1");
+}
+
 TEST(GrpcWireTest, ErrorReplyCarriesStatusAttributes) {
   Envelope env;
   env.id = "r";

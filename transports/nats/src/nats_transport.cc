@@ -1201,7 +1201,8 @@ void ConsumerState::DeadLetterRaw(const ReceivedHeaders& headers, std::string da
   if (env.source.empty()) env.source = s.source();
   env.type = operation;
   env.time = s.clock()->Now();
-  env.data_content_type = raw(kContentTypeHeader);
+  env.data_content_type = raw("ce-datacontenttype");
+  if (env.data_content_type.empty()) env.data_content_type = raw(kContentTypeHeader);
   if (env.data_content_type.empty()) env.data_content_type = "application/octet-stream";
   env.style = kind == Kind::kEvent ? Style::kEvent : Style::kCommand;
   env.data = std::move(data);

@@ -17,6 +17,9 @@
 namespace switchboard::nats {
 namespace {
 
+// An empty header value on the wire (see ForEachHeader).
+constexpr std::string_view kQuotedEmpty = "\"\"";
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -315,6 +318,13 @@ void ForEachHeader(const Envelope& env,
   std::string scratch;
   // `value` must be NUL-terminated unless it needs escaping.
   auto add = [&](std::string_view key, std::string_view value) {
+    if (value.empty()) {
+      // cnats (3.4) reads an empty header value as the whole next header
+      // line, losing that header: an empty value goes as the quoted empty
+      // string, which readers unquote (RFC 7230).
+      emit(key, kQuotedEmpty);
+      return;
+    }
     if (!internal::NeedsPercentEncoding(value)) {
       emit(key, value);
       return;
@@ -324,6 +334,10 @@ void ForEachHeader(const Envelope& env,
     emit(key, scratch);
   };
   auto add_copy = [&](std::string_view key, std::string_view value) {
+    if (value.empty()) {
+      emit(key, kQuotedEmpty);
+      return;
+    }
     scratch.clear();
     AppendPercentEncoded(value, &scratch);
     emit(key, scratch);
@@ -343,10 +357,9 @@ void ForEachHeader(const Envelope& env,
   add("ce-specversion", env.spec_version);
   add("ce-type", env.type);
   if (env.time != absl::UnixEpoch()) add_time("ce-time", env.time);
-  if (!env.data_content_type.empty()) {
-    add("ce-datacontenttype", env.data_content_type);
-    add(kContentTypeHeader, env.data_content_type);
-  }
+  // Binary mode: `Content-Type` would say only that the message is not
+  // structured, which its absence says as well.
+  if (!env.data_content_type.empty()) add("ce-datacontenttype", env.data_content_type);
   if (!env.subject.empty()) add("ce-subject", env.subject);
   if (!env.traceparent.empty()) {
     add("ce-traceparent", env.traceparent);
@@ -356,14 +369,16 @@ void ForEachHeader(const Envelope& env,
     add("ce-tracestate", env.tracestate);
     add("tracestate", env.tracestate);
   }
-  if (!env.idempotency_key.empty()) add("ce-idempotencykey", env.idempotency_key);
+  if (!WireOmitsIdempotencyKey(env)) add("ce-idempotencykey", env.idempotency_key);
   if (env.has_deadline()) add_time("ce-expirytime", env.deadline);
   if (!env.correlation_id.empty()) add("ce-correlationid", env.correlation_id);
   if (!env.reply_to.empty()) add("ce-replyto", env.reply_to);
-  char attempt[16];
-  const size_t attempt_len =
-      static_cast<size_t>(absl::numbers_internal::FastIntToBuffer(env.attempt, attempt) - attempt);
-  emit("ce-attempt", std::string_view(attempt, attempt_len));
+  if (!WireOmitsAttempt(env)) {
+    char attempt[16];
+    const size_t attempt_len = static_cast<size_t>(
+        absl::numbers_internal::FastIntToBuffer(env.attempt, attempt) - attempt);
+    emit("ce-attempt", std::string_view(attempt, attempt_len));
+  }
   if (env.style != Style::kUnspecified) add_copy("ce-style", StyleName(env.style));
   if (!env.status.ok()) {
     add_copy("ce-statuscode", absl::StrCat(static_cast<int>(env.status.code())));
@@ -511,6 +526,7 @@ absl::StatusOr<Envelope> EnvelopeFromHeaders(absl::Span<const HeaderView> header
     if (!IsAttributeName(name) || IsMappedAttribute(name)) continue;
     DecodeValid(h->value, &env.extensions[std::string(name)]);
   }
+  RestoreOmittedAttributes(&env);
   env.data = std::move(data);
   return env;
 }

@@ -4,8 +4,11 @@
 //
 // Every attribute is a `ce-<name>` header with its canonical string value,
 // percent-encoded (space, '"', '%' and bytes outside 0x21..0x7E as %XY); the
-// body is the data. `Content-Type` repeats datacontenttype and plain
-// `traceparent` / `tracestate` repeat the trace context for W3C readers.
+// body is the data. Plain `traceparent` / `tracestate` repeat the trace
+// context for W3C readers. No `Content-Type` is written: in the binding it
+// marks structured mode, and a binary message needs none. The idempotency
+// key and the attempt are left out when a reader restores them
+// (`WireOmitsIdempotencyKey`, `WireOmitsAttempt` in envelope.h).
 #pragma once
 
 #include <map>

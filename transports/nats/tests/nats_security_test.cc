@@ -75,6 +75,8 @@ absl::StatusOr<std::string> RoundTrip(Transport& t) {
     return absl::DeadlineExceededError("no reply within 10 s");
   }
   if (!result->reply->ok()) return result->reply->status();
+  // An error reply (the server could not read the request) says why.
+  if (!(*result->reply)->status.ok()) return (*result->reply)->status;
   return (*result->reply)->data;
 }
 

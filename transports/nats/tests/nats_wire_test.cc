@@ -72,7 +72,8 @@ TEST(NatsWire, HeadersFollowTheCloudEventsNatsBinding) {
   EXPECT_EQ(h.at("ce-type"), "orders.v1.Orders/PlaceOrder");
   EXPECT_EQ(h.at("ce-source"), "//orders/instance%201");
   EXPECT_EQ(h.at("ce-datacontenttype"), "application/json");
-  EXPECT_EQ(h.at("Content-Type"), "application/json");
+  EXPECT_EQ(h.count("Content-Type"), 0u);  // binary mode: it would only mark structured mode
+  EXPECT_EQ(h.at("ce-idempotencykey"), "key%20with%20spaces%20%25and%20%22quotes%22");
   EXPECT_EQ(h.at("ce-time"), "2027-01-15T08:00:00.123456Z");
   EXPECT_EQ(h.at("ce-expirytime"), "2027-01-15T08:00:05Z");
   EXPECT_EQ(h.at("ce-attempt"), "3");
@@ -87,6 +88,54 @@ TEST(NatsWire, HeadersFollowTheCloudEventsNatsBinding) {
       EXPECT_TRUE(c >= 0x21 && c <= 0x7e && c != '"') << k << " carries raw byte " << int(c);
     }
   }
+}
+
+// An idempotency key that is the id and a first attempt are left out, and a
+// reader restores them: the envelope comes out as it went in.
+TEST(NatsWire, DefaultKeyAndFirstAttemptAreLeftOutAndRestored) {
+  Envelope in = FullEnvelope();
+  in.idempotency_key = in.id;
+  in.attempt = 1;
+  HeaderMap h = ToMap(EnvelopeToHeaders(in));
+  EXPECT_EQ(h.count("ce-idempotencykey"), 0u);
+  EXPECT_EQ(h.count("ce-attempt"), 0u);
+  absl::StatusOr<Envelope> out = EnvelopeFromHeaders(h, in.data);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->idempotency_key, in.id);
+  EXPECT_EQ(out->attempt, 1);
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
+
+  // A sender that writes them anyway, and one that still sends Content-Type
+  // instead of ce-datacontenttype, read the same.
+  h["ce-idempotencykey"] = in.id;
+  h["ce-attempt"] = "1";
+  h.erase("ce-datacontenttype");
+  h["Content-Type"] = "application/json";
+  out = EnvelopeFromHeaders(h, in.data);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
+
+  // A key of its own still travels.
+  in.idempotency_key = "order-42";
+  EXPECT_EQ(ToMap(EnvelopeToHeaders(in)).at("ce-idempotencykey"), "order-42");
+}
+
+// cnats reads an empty header value as the whole next header line, so an
+// empty value travels as the quoted empty string and reads back as empty.
+TEST(NatsWire, EmptyValuesTravelQuotedAndReadBackEmpty) {
+  Envelope in = FullEnvelope();
+  in.source.clear();
+  in.status = absl::NotFoundError("");
+  in.extensions["blank"] = "";
+  HeaderList list = EnvelopeToHeaders(in);
+  for (const auto& [k, v] : list) EXPECT_FALSE(v.empty()) << k << " has an empty value";
+  HeaderMap h = ToMap(list);
+  EXPECT_EQ(h.at("ce-source"), "\"\"");
+  EXPECT_EQ(h.at("ce-statusmessage"), "\"\"");
+  EXPECT_EQ(h.at("ce-blank"), "\"\"");
+  absl::StatusOr<Envelope> out = EnvelopeFromHeaders(h, in.data);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
 }
 
 TEST(NatsWire, PercentEncodingEdgeCases) {

@@ -176,7 +176,9 @@ TEST(NodeTest, InlineHandlersBypassTheExecutor) {
       ASSERT_TRUE(handled.WaitForNotificationWithTimeout(kWait));
       if (inline_execution) {
         EXPECT_EQ(executor->posts.load(), 0);
-        if (style == v1::STYLE_REQUEST) EXPECT_EQ(handler_thread, std::this_thread::get_id());
+        if (style == v1::STYLE_REQUEST) {
+          EXPECT_EQ(handler_thread, std::this_thread::get_id());
+        }
       } else {
         EXPECT_GE(executor->posts.load(), 1);
         EXPECT_NE(handler_thread, std::this_thread::get_id());

@@ -111,7 +111,9 @@ TEST(NatsFaultTest, BrokerRestartedTwiceMidStream) {
   options.callback_bound = absl::Seconds(10);
   options.before_send = [&](int i) {
     if (i != 3'000 && i != 6'000) return;
-    if (restarting) EXPECT_EQ(restarting->Wait(), 0) << restart;
+    if (restarting) {
+      EXPECT_EQ(restarting->Wait(), 0) << restart;
+    }
     restarting = std::make_unique<Background>(restart);
     ++restarts;
   };

@@ -379,7 +379,9 @@ TEST_F(SecretsTest, NoSecretAppearsInLogsErrorsStatusOrMetrics) {
   for (const auto& [where, text] : seen_) {
     // The process may rightly print nothing; every other capture must not
     // be empty.
-    if (where != "stdout+stderr") EXPECT_GT(text.size(), 1u) << where << " captured nothing";
+    if (where != "stdout+stderr") {
+      EXPECT_GT(text.size(), 1u) << where << " captured nothing";
+    }
     for (const std::string* secret : {&token_, &password_, &wrong_token_, &wrong_password_, &key_line_}) {
       EXPECT_THAT(text, ::testing::Not(HasSubstr(*secret)))
           << "a secret shows in " << where << ":\n" << text;

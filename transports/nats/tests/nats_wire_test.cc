@@ -272,7 +272,7 @@ TEST(NatsWire, PercentEncodingKeepsPlainValuesAndEscapesBoundaries) {
   EXPECT_EQ(PercentEncode("\"%"), "%22%25");
   EXPECT_EQ(PercentEncode(std::string("a\0b", 3)), "a%00b");
   EXPECT_EQ(PercentEncode("\xc3\xa9t\xc3\xa9"), "%C3%A9t%C3%A9");
-  for (const std::string raw : {std::string("no escapes"), std::string("100% \"sure\""),
+  for (const std::string& raw : {std::string("no escapes"), std::string("100% \"sure\""),
                                 std::string("\x01\xff tail"), std::string(300, '%')}) {
     absl::StatusOr<std::string> back = PercentDecode(PercentEncode(raw));
     ASSERT_TRUE(back.ok()) << back.status();
@@ -311,7 +311,9 @@ TEST(NatsWire, TimestampsMatchTheCoreFormatAndParser) {
     absl::StatusOr<absl::Time> fast = ParseTimestamp(want);
     absl::StatusOr<absl::Time> core = ParseRfc3339(want);
     ASSERT_EQ(fast.ok(), core.ok()) << want;
-    if (core.ok()) EXPECT_EQ(*fast, *core) << want;
+    if (core.ok()) {
+      EXPECT_EQ(*fast, *core) << want;
+    }
   }
   for (std::string_view text :
        {"2027-01-15T08:00:00.5Z", "2027-01-15T08:00:00.000000001Z", "2027-01-15T08:00:00+02:00",
@@ -322,7 +324,9 @@ TEST(NatsWire, TimestampsMatchTheCoreFormatAndParser) {
     absl::StatusOr<absl::Time> fast = ParseTimestamp(text);
     absl::StatusOr<absl::Time> core = ParseRfc3339(text);
     ASSERT_EQ(fast.ok(), core.ok()) << text;
-    if (core.ok()) EXPECT_EQ(*fast, *core) << text;
+    if (core.ok()) {
+      EXPECT_EQ(*fast, *core) << text;
+    }
   }
 }
 

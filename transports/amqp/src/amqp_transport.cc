@@ -137,7 +137,23 @@ absl::StatusOr<Options> ParseOptions(const v1::AmqpOptions& in) {
   o.tls = in.tls();
   if (!o.tls.ca_file().empty() || !o.tls.cert_file().empty()) o.use_tls = true;
   o.reconnect_initial = FromProto(in.reconnect_initial(), absl::Milliseconds(100));
-  o.reconnect_max = FromProto(in.reconnect_max(), absl::Seconds(5));
+  // Unset, the bound is 5s, or the initial delay when that is longer.
+  o.reconnect_max =
+      FromProto(in.reconnect_max(), std::max(absl::Seconds(5), o.reconnect_initial));
+  // The backoff counts milliseconds: a shorter delay would become none at all.
+  for (const auto& [option, value] : {std::pair{"reconnect_initial", o.reconnect_initial},
+                                      std::pair{"reconnect_max", o.reconnect_max}}) {
+    if (value < absl::Milliseconds(1)) {
+      return absl::InvalidArgumentError(absl::StrCat("amqp: `", option, "` of ",
+                                                     absl::FormatDuration(value),
+                                                     " must be at least 1ms (0 = the default)"));
+    }
+  }
+  if (o.reconnect_max < o.reconnect_initial) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "amqp: `reconnect_max` (", absl::FormatDuration(o.reconnect_max),
+        ") must not be below `reconnect_initial` (", absl::FormatDuration(o.reconnect_initial), ")"));
+  }
   if (in.credit_window() < 0) {
     return absl::InvalidArgumentError("amqp: credit_window must be >= 0 (0 = per endpoint)");
   }

@@ -230,6 +230,37 @@ class AmqpIntegrationTest : public ::testing::Test {
   std::string prefix_;
 };
 
+// Checked before connecting: no broker needed.
+TEST(AmqpOptionsTest, ReconnectDelaysBelowAMillisecondOrOutOfOrderAreRejected) {
+  v1::TransportConfig cfg;
+  cfg.set_type("amqp");
+  cfg.mutable_amqp()->set_url("amqp://127.0.0.1:1");
+  // The backoff counts milliseconds: 100us would silently become no wait.
+  cfg.mutable_amqp()->mutable_reconnect_initial()->set_nanos(100'000);
+  auto t = MakeAmqpTransport("bad", cfg, {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "`reconnect_initial` of 100us")) << t.status();
+
+  cfg.mutable_amqp()->mutable_reconnect_initial()->set_nanos(0);
+  cfg.mutable_amqp()->mutable_reconnect_initial()->set_seconds(2);
+  cfg.mutable_amqp()->mutable_reconnect_max()->set_seconds(1);
+  t = MakeAmqpTransport("bad", cfg, {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "must not be below `reconnect_initial`"))
+      << t.status();
+
+  // Without `reconnect_max`, a long initial delay is its own bound: the
+  // options are fine, and the unreachable broker is what fails.
+  cfg.mutable_amqp()->clear_reconnect_max();
+  cfg.mutable_amqp()->mutable_reconnect_initial()->set_seconds(10);
+  cfg.mutable_amqp()->mutable_connect_timeout()->set_seconds(1);
+  t = MakeAmqpTransport("slow", cfg, {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable) << t.status();
+}
+
 TEST_F(AmqpIntegrationTest, BadUrlFailsWithUnavailable) {
   v1::TransportConfig cfg = testing::TestConfig(prefix_);
   cfg.mutable_amqp()->set_url("amqp://guest:secret@127.0.0.1:1");

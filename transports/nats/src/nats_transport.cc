@@ -1663,7 +1663,16 @@ absl::StatusOr<Settings> ParseSettings(absl::string_view name, const v1::NatsOpt
   }
   s.jetstream = o.jetstream();
   if (o.max_reconnect() != 0) s.max_reconnect = o.max_reconnect();
-  if (o.has_reconnect_wait()) s.reconnect_wait = FromProto(o.reconnect_wait());
+  if (o.has_reconnect_wait()) {
+    s.reconnect_wait = FromProto(o.reconnect_wait());
+    // cnats counts milliseconds: a shorter wait would become none at all.
+    if (s.reconnect_wait < absl::ZeroDuration() ||
+        (s.reconnect_wait > absl::ZeroDuration() && s.reconnect_wait < absl::Milliseconds(1))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("nats transport \"", name, "\": `reconnect_wait` of ",
+                       absl::FormatDuration(s.reconnect_wait), " must be 0 or at least 1ms"));
+    }
+  }
   if (o.has_ping_interval()) {
     s.ping_interval = FromProto(o.ping_interval());
     if (s.ping_interval < absl::Milliseconds(1)) {

@@ -577,6 +577,20 @@ TEST(NatsConfig, BadPendingLimitsAreRejectedNamingTheSetting) {
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("pending_messages_limit"));
 }
 
+TEST(NatsConfig, AReconnectWaitBelowAMillisecondIsRejected) {
+  // cnats counts milliseconds: 500us would silently become no wait at all.
+  v1::TransportConfig config = TestConfig(false, "sbit.config");
+  config.mutable_nats()->mutable_reconnect_wait()->set_nanos(500'000);
+  TransportEnv env;
+  auto t = MakeNatsTransport("bad", config, env);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("`reconnect_wait` of 500us"));
+  config.mutable_nats()->mutable_reconnect_wait()->set_seconds(-1);
+  config.mutable_nats()->mutable_reconnect_wait()->set_nanos(0);
+  t = MakeNatsTransport("bad", config, env);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(NatsCorePendingLimits, ASlowCoreConsumerBuffersAtMostTheLimit) {
   SB_REQUIRE_NATS();
   const std::string prefix = absl::StrCat("sbit.", UniqueId());

@@ -658,6 +658,7 @@ TEST_F(AmqpIntegrationTest, RequestReplyRecoversAfterBrokerRestart) {
   // Its attempts after the first one wait 5 s each.
   v1::TransportConfig slow = testing::TestConfig(prefix_);
   slow.mutable_amqp()->mutable_reconnect_initial()->set_seconds(5);
+  slow.mutable_amqp()->mutable_reconnect_initial()->set_nanos(0);  // TestConfig's is 100ms
   slow.mutable_amqp()->mutable_reconnect_max()->set_seconds(5);
   TransportEnv env;
   env.clock = &Clock::Real();

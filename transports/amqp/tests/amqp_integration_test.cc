@@ -255,7 +255,8 @@ TEST(AmqpOptionsTest, ReconnectDelaysBelowAMillisecondOrOutOfOrderAreRejected) {
   // options are fine, and the unreachable broker is what fails.
   cfg.mutable_amqp()->clear_reconnect_max();
   cfg.mutable_amqp()->mutable_reconnect_initial()->set_seconds(10);
-  cfg.mutable_amqp()->mutable_connect_timeout()->set_seconds(1);
+  cfg.mutable_amqp()->mutable_connect_timeout()->set_nanos(200'000'000);
+  cfg.mutable_amqp()->mutable_close_timeout()->set_nanos(100'000'000);
   t = MakeAmqpTransport("slow", cfg, {});
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable) << t.status();

@@ -422,8 +422,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void HubRemove(SubscribeReactor* r);
   void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
   void CountUnreadable() { unreadable_.fetch_add(1, std::memory_order_relaxed); }
+  bool full_metadata() const { return options_.full_metadata(); }
   wire::MetadataSet metadata_set() const {
-    return options_.full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
+    return full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
   }
   GrpcStats stats() const {
     GrpcStats s;
@@ -559,16 +560,19 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     UnaryReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     bool finished ABSL_GUARDED_BY(mu) = false;
 
-    // `reply` (may be null) is taken and written before an OK status;
-    // `attrs` (may be null) become metadata.
+    // `reply` (may be null) is taken and written before an OK status.
+    // `attrs` (may be null) are the reply's: an error reply has no body, so
+    // all of them travel as trailing metadata; a reply with a body repeats
+    // them as initial metadata only under `full_metadata` (the caller reads
+    // the body, and the request's trace context already reached tracers).
     static void Finish(const std::shared_ptr<Finisher>& f, const absl::Status& status,
                        ByteBuffer* reply, const Envelope* attrs = nullptr) {
       absl::MutexLock lock(&f->mu);
       if (f->finished) return;
       f->finished = true;
       UnaryReactor* r = f->reactor;
-      if (attrs != nullptr) {
-        wire::ForEachMetadata(*attrs, r->engine_->metadata_set(),
+      if (attrs != nullptr && (!status.ok() || r->engine_->full_metadata())) {
+        wire::ForEachMetadata(*attrs, wire::MetadataSet::kFull,
                               [&](std::string_view k, std::string_view v) {
                                 MetadataScratch& m = MetadataScratch::Get(k, v);
                                 if (status.ok()) {

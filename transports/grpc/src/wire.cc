@@ -93,17 +93,17 @@ void ForEachMetadata(const Envelope& env, MetadataSet set,
     if (scratch.size() > kMaxMetadataValue) return;
     emit(name, scratch);
   };
-  add("ce-id", env.id);
-  add("ce-source", env.source);
-  add("ce-specversion", env.spec_version);
   add("ce-type", env.type);
   // W3C Trace Context has its own header names; proxies and tracers look
   // for those, not for ce-traceparent.
   add("traceparent", env.traceparent);
   add("tracestate", env.tracestate);
-  add("ce-correlationid", env.correlation_id);
   if (set == MetadataSet::kRouting) return;
 
+  add("ce-id", env.id);
+  add("ce-source", env.source);
+  add("ce-specversion", env.spec_version);
+  add("ce-correlationid", env.correlation_id);
   if (env.time != absl::UnixEpoch()) add("ce-time", FormatRfc3339(env.time));
   add("ce-datacontenttype", env.data_content_type);
   add("ce-subject", env.subject);

@@ -9,7 +9,9 @@
 //
 // The protobuf body is authoritative. By default only what proxies and
 // tracers route and join on travels as metadata (MetadataSet::kRouting):
-// every literal header costs HPACK work on both ends of every call.
+// every custom header is an HPACK literal that costs encoding, parsing and
+// several allocations on both ends of every call (about 5,000 instructions
+// per header and call, measured).
 #pragma once
 
 #include <cstddef>
@@ -37,12 +39,13 @@ using MetadataView = std::pair<std::string_view, std::string_view>;
 
 // Which attributes a sender puts in metadata next to the body.
 enum class MetadataSet {
-  // The CloudEvents required attributes (ce-id, ce-source, ce-specversion,
-  // ce-type), ce-correlationid, and W3C traceparent / tracestate: enough for
-  // a proxy or tracer to route, log and join traces without the body.
+  // ce-type (the operation: the gRPC method is the same for all of them)
+  // and W3C traceparent / tracestate: enough for a proxy to route by
+  // operation and for a tracer to join the trace without the body.
   kRouting,
-  // Every attribute and extension (`grpc.full_metadata: true`), for readers
-  // that see only metadata.
+  // Every attribute and extension: on every call with
+  // `grpc.full_metadata: true`, for readers that see only metadata, and
+  // always on an error reply, which has no body.
   kFull,
 };
 

@@ -594,10 +594,14 @@ TEST(GrpcTransportTest, PlainGrpcClientsUseThePublishedServiceAndMetadata) {
   // The gRPC deadline (grpc-timeout) becomes the envelope's deadline.
   EXPECT_TRUE(seen.has_deadline());
   EXPECT_LT(seen.deadline, absl::Now() + absl::Seconds(11));
-  const auto& md = ctx.GetServerInitialMetadata();
-  auto correlation = md.find("ce-correlationid");
-  ASSERT_NE(correlation, md.end());
-  EXPECT_EQ(std::string(correlation->second.data(), correlation->second.size()), "plain-1");
+  // The reply's attributes are in its body; by default none is repeated as
+  // metadata.
+  EXPECT_EQ(reply.correlation_id(), "plain-1");
+  EXPECT_EQ(reply.type(), "test.v1.Echo/Say");
+  for (const auto& [key, value] : ctx.GetServerInitialMetadata()) {
+    EXPECT_NE(std::string_view(key.data(), key.size()).substr(0, 3), "ce-")
+        << std::string_view(key.data(), key.size());
+  }
 
   // A handler error: the gRPC status, plus the reply attributes as trailers.
   v1::Envelope failing;
@@ -608,7 +612,48 @@ TEST(GrpcTransportTest, PlainGrpcClientsUseThePublishedServiceAndMetadata) {
   s = stub->Call(&ctx2, failing, &reply);
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message(), "order 9 not found");
-  EXPECT_EQ(ctx2.GetServerTrailingMetadata().count("ce-correlationid"), 1u);
+  // An error reply has no body: all its attributes are trailers.
+  const auto& trailers = ctx2.GetServerTrailingMetadata();
+  auto trailer = [&](const std::string& key) {
+    auto it = trailers.find(key);
+    return it == trailers.end() ? std::string("<missing>")
+                                : std::string(it->second.data(), it->second.size());
+  };
+  EXPECT_EQ(trailer("ce-correlationid"), "plain-2");
+  EXPECT_EQ(trailer("ce-type"), "test.v1.Echo/Say");
+  EXPECT_EQ(trailer("ce-statuscode"), "5");
+  EXPECT_NE(trailer("ce-id"), "<missing>");
+}
+
+// With `full_metadata: true` a reply with a body repeats its attributes as
+// initial metadata, for readers that see only metadata.
+TEST(GrpcTransportTest, FullMetadataRepeatsTheReplyAttributesAsInitialMetadata) {
+  v1::TransportConfig config = GrpcConfig("127.0.0.1:0");
+  config.mutable_grpc()->set_full_metadata(true);
+  auto server = MustCreate("server", config);
+  ASSERT_NE(server, nullptr);
+  auto serving = server->Serve(Ep("test.v1.Echo/Say"), EchoHandler());
+  ASSERT_TRUE(serving.ok());
+  auto stub = v1::Switchboard::NewStub(::grpc::CreateChannel(
+      Local(server->bound_port()), ::grpc::InsecureChannelCredentials()));
+  v1::Envelope request;
+  request.set_id("plain-3");
+  request.set_type("test.v1.Echo/Say");
+  request.set_data("abc");
+  v1::Envelope reply;
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ::grpc::Status s = stub->Call(&ctx, request, &reply);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  const auto& md = ctx.GetServerInitialMetadata();
+  auto get = [&](const std::string& key) {
+    auto it = md.find(key);
+    return it == md.end() ? std::string("<missing>")
+                          : std::string(it->second.data(), it->second.size());
+  };
+  EXPECT_EQ(get("ce-correlationid"), "plain-3");
+  EXPECT_EQ(get("ce-type"), "test.v1.Echo/Say");
+  EXPECT_EQ(get("ce-id"), reply.id());
 }
 
 // A gRPC server that is not Switchboard: records the metadata it receives.
@@ -652,8 +697,8 @@ class RecordingService final : public ::grpc::CallbackGenericService {
   std::chrono::system_clock::duration remaining{};
 };
 
-// Default: the routing set (ce-id, ce-source, ce-specversion, ce-type,
-// traceparent, tracestate); with `full_metadata: true` every attribute.
+// Default: the routing set (ce-type, traceparent, tracestate); with
+// `full_metadata: true` every attribute.
 class MetadataSetTest : public ::testing::TestWithParam<bool> {};
 INSTANTIATE_TEST_SUITE_P(RoutingAndFull, MetadataSetTest, ::testing::Bool());
 
@@ -684,17 +729,20 @@ TEST_P(MetadataSetTest, AttributesTravelAsMetadataToAPlainServer) {
     auto it = service.metadata.find(k);
     return it == service.metadata.end() ? std::string("<missing>") : it->second;
   };
-  EXPECT_EQ(get("ce-id"), req.id);
   EXPECT_EQ(get("ce-type"), "test.v1.Echo/Say");
-  EXPECT_EQ(get("ce-source"), "//test");
-  EXPECT_EQ(get("ce-specversion"), "1.0");
   EXPECT_EQ(get("traceparent"), req.traceparent);
   EXPECT_EQ(get("tracestate"), req.tracestate);
   if (full) {
+    EXPECT_EQ(get("ce-id"), req.id);
+    EXPECT_EQ(get("ce-source"), "//test");
+    EXPECT_EQ(get("ce-specversion"), "1.0");
     EXPECT_EQ(get("ce-idempotencykey"), "idem%201");
     EXPECT_EQ(get("ce-style"), "request");
     EXPECT_NE(get("ce-expirytime"), "<missing>");
   } else {
+    EXPECT_EQ(get("ce-id"), "<missing>");
+    EXPECT_EQ(get("ce-source"), "<missing>");
+    EXPECT_EQ(get("ce-specversion"), "<missing>");
     EXPECT_EQ(get("ce-idempotencykey"), "<missing>");
     EXPECT_EQ(get("ce-style"), "<missing>");
     EXPECT_EQ(get("ce-expirytime"), "<missing>");

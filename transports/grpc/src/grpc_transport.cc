@@ -42,6 +42,7 @@
 #include "switchboard/clock.h"
 #include "switchboard/inproc_transport.h"
 #include "switchboard/internal/envelope_pool.h"
+#include "switchboard/internal/envelope_wire.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
 #include "switchboard/v1/envelope.pb.h"
@@ -143,13 +144,30 @@ class StackArena {
   google::protobuf::Arena arena_;
 };
 
-// ToProto copies every field; the payload, the one that can be large, is
-// moved instead (the rest of the envelope is still read for the metadata).
-void ToProtoTakingData(Envelope& env, v1::Envelope* out) {
-  std::string data = std::move(env.data);
-  env.data.clear();
-  ToProto(env, out);
-  out->set_data(std::move(data));
+// An envelope's protobuf form, written straight from the envelope into one
+// gRPC slice (envelope_wire.h): no v1::Envelope is built, so no attribute is
+// copied into one. With `field` > 0 the envelope is that field of a request
+// message, and `text` (left out when empty) its field `text_field`:
+// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
+// group = 2}, ReplyRequest{inbox = 1, reply = 2}.
+ByteBuffer EnvelopeBuffer(const Envelope& env, int field = 0, int text_field = 0,
+                          std::string_view text = {}) {
+  const size_t envelope_size = internal::EnvelopeWireSize(env);
+  const size_t size = field == 0 ? envelope_size
+                                 : internal::EnvelopeFieldWireSize(field, envelope_size) +
+                                       internal::StringFieldWireSize(text_field, text);
+  ::grpc::Slice slice(size);
+  uint8_t* out = const_cast<uint8_t*>(slice.begin());
+  if (field == 0) {
+    internal::WriteEnvelopeWire(env, out);
+  } else if (text_field < field) {
+    internal::WriteEnvelopeField(field, env, envelope_size,
+                                 internal::WriteStringField(text_field, text, out));
+  } else {
+    internal::WriteStringField(text_field, text,
+                               internal::WriteEnvelopeField(field, env, envelope_size, out));
+  }
+  return ByteBuffer(&slice, 1);
 }
 
 std::string ToBytes(const ByteBuffer& buffer) {
@@ -654,10 +672,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
         Finisher::Finish(f, status, nullptr, &*r);
         return;
       }
-      StackArena arena;
-      v1::Envelope* out = arena.Make<v1::Envelope>();
-      ToProtoTakingData(*r, out);
-      ByteBuffer buffer = ToBuffer(*out);
+      ByteBuffer buffer = EnvelopeBuffer(*r);
       Finisher::Finish(f, absl::OkStatus(), &buffer, &*r);
       internal::RecycleEnvelope(*std::move(r));
     };
@@ -1285,13 +1300,8 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       return;
     }
   }
-  StackArena arena;
-  v1::Envelope* proto = arena.Make<v1::Envelope>();
-  ToProtoTakingData(request, proto);
-  ByteBuffer body = ToBuffer(*proto);
-  // The proto is spent once serialized: its copy of the operation name names
-  // the call in errors.
-  auto done = [reply = std::move(on_reply), op = std::move(*proto->mutable_type()), target](
+  ByteBuffer body = EnvelopeBuffer(request);
+  auto done = [reply = std::move(on_reply), op = request.type, target](
                   const ::grpc::Status& status, ClientCall& call) mutable {
     if (!status.ok()) {
       absl::Status s = FromGrpc(status);
@@ -1364,10 +1374,8 @@ void Engine::Enqueue(Envelope command, DoneCallback on_accepted) {
         "; set grpc.targets[\"", wire::TargetKeys(command.type)[1], "\"] or grpc.targets[\"*\"]")));
     return;
   }
-  v1::EnqueueRequest req;
-  ToProto(command, req.mutable_command());
   std::string op = command.type;
-  Unary(target, kMethodEnqueue, ToBuffer(req), &command, AcceptTimeout(command),
+  Unary(target, kMethodEnqueue, EnvelopeBuffer(command, 1), &command, AcceptTimeout(command),
         [done = std::move(on_accepted), op = std::move(op), target](const ::grpc::Status& status,
                                                                     ClientCall&) mutable {
           absl::Status s = FromGrpc(status);
@@ -1452,12 +1460,10 @@ void Engine::Publish(Envelope event, DoneCallback on_published) {
   auto join = std::make_shared<Join>();
   join->pending = sends.size();
   for (const auto& [target, group] : sends) {
-    v1::PublishRequest req;
-    ToProto(event, req.mutable_event());
-    req.set_group(group);
     std::string where = target;
     std::string type = event.type;
-    Unary(target, kMethodPublish, ToBuffer(req), &event, AcceptTimeout(event),
+    Unary(target, kMethodPublish, EnvelopeBuffer(event, 1, 2, group), &event,
+          AcceptTimeout(event),
           [join, done, where, type](const ::grpc::Status& status, ClientCall&) {
             bool last;
             absl::Status result;
@@ -1631,10 +1637,8 @@ void Engine::SendReply(const std::string& reply_to, Envelope reply, DoneCallback
     std::move(on_sent)(ref.status());
     return;
   }
-  v1::ReplyRequest req;
-  req.set_inbox(ref->inbox);
-  ToProto(reply, req.mutable_reply());
-  Unary(ref->target, kMethodReply, ToBuffer(req), &reply, AcceptTimeout(reply),
+  Unary(ref->target, kMethodReply, EnvelopeBuffer(reply, 2, 1, ref->inbox), &reply,
+        AcceptTimeout(reply),
         [done = std::move(on_sent)](const ::grpc::Status& status, ClientCall&) mutable {
           std::move(done)(FromGrpc(status));
         });

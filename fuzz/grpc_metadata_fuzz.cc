@@ -1,13 +1,13 @@
-// Fuzzes the gRPC binding: received metadata + a protobuf body ->
-// v1::Envelope -> Envelope (the path the gRPC server takes:
-// wire::FillFromMetadata then FromProto), plus the inbox-address parser and
-// the percent decoder.
+// Fuzzes the gRPC binding: received metadata + a protobuf body -> Envelope
+// (the path the gRPC server takes: internal::ReadEnvelopeWire,
+// wire::FillFromMetadata, internal::CompleteEnvelope), plus the
+// inbox-address parser and the percent decoder.
 #include <cstddef>
 #include <cstdint>
 
 #include "fuzz_input.h"
 #include "switchboard/envelope.h"
-#include "switchboard/v1/envelope.pb.h"
+#include "switchboard/internal/envelope_wire.h"
 #include "wire.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -19,11 +19,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)wire::ParseInboxAddress(value);
     md.emplace_back(name, value);
   }
-  switchboard::v1::Envelope body;
-  if (!body.ParseFromString(in.body)) body.Clear();
-  wire::FillFromMetadata(md, &body);
   switchboard::Envelope env;
-  if (!switchboard::FromProto(body, &env).ok()) return 0;
+  switchboard::internal::EnvelopeWireRest rest;
+  if (!switchboard::internal::ReadEnvelopeWire(in.body, &env, &rest).ok()) {
+    (void)switchboard::internal::ReadEnvelopeWire("", &env, &rest);  // metadata only
+  }
+  wire::FillFromMetadata(md, &env, &rest);
+  if (!switchboard::internal::CompleteEnvelope(rest, &env).ok()) return 0;
   (void)wire::ToMetadata(env);
   (void)wire::TargetKeys(env.type);
   return 0;

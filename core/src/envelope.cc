@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "switchboard/internal/envelope_pool.h"
+#include "switchboard/internal/envelope_wire.h"
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/util/time_util.h"
 #include "switchboard/status.h"
@@ -76,20 +77,18 @@ void ToProto(const Envelope& in, v1::Envelope* out) {
 
 namespace {
 
-// The fields of FromProto that are not strings, and the check.
-absl::Status FromProtoRest(const v1::Envelope& in, Envelope* out) {
-  if (out->spec_version.empty()) out->spec_version = "1.0";
-  if (out->data_content_type.empty()) out->data_content_type = kContentTypeProtobuf;
-  out->time = in.has_time() ? FromTimestamp(in.time()) : absl::UnixEpoch();
-  out->deadline = in.has_deadline() ? FromTimestamp(in.deadline()) : absl::InfiniteFuture();
-  out->attempt = in.attempt() == 0 ? 1 : in.attempt();
-  RestoreOmittedAttributes(out);
-  int style = in.style();
-  out->style = (style >= 0 && style <= 3) ? static_cast<Style>(style) : Style::kUnspecified;
-  out->status = in.status_code() == 0
-                    ? absl::OkStatus()
-                    : absl::Status(CodeFromInt(in.status_code()), in.status_message());
-  return ValidateEnvelope(*out);
+// The fields of the proto that are not strings, as read.
+internal::EnvelopeWireRest RestOf(const v1::Envelope& in, Envelope* out) {
+  internal::EnvelopeWireRest rest;
+  rest.has_time = in.has_time();
+  rest.has_deadline = in.has_deadline();
+  if (rest.has_time) out->time = FromTimestamp(in.time());
+  if (rest.has_deadline) out->deadline = FromTimestamp(in.deadline());
+  rest.attempt = in.attempt();
+  rest.style = in.style();
+  rest.status_code = in.status_code();
+  if (rest.status_code != 0) rest.status_message = in.status_message();
+  return rest;
 }
 
 }  // namespace
@@ -109,10 +108,18 @@ absl::Status FromProto(const v1::Envelope& in, Envelope* out) {
   out->extensions.clear();
   for (const auto& [k, v] : in.extensions()) out->extensions[k] = v;
   out->data = in.data();
-  return FromProtoRest(in, out);
+  return internal::CompleteEnvelope(RestOf(in, out), out);
 }
 
 absl::Status FromProto(v1::Envelope&& in, Envelope* out) {
+  internal::EnvelopeWireRest rest;
+  internal::ReadEnvelopeProto(std::move(in), out, &rest);
+  return internal::CompleteEnvelope(rest, out);
+}
+
+namespace internal {
+
+void ReadEnvelopeProto(v1::Envelope&& in, Envelope* out, EnvelopeWireRest* rest) {
   out->id = std::move(*in.mutable_id());
   out->source = std::move(*in.mutable_source());
   out->spec_version = std::move(*in.mutable_spec_version());
@@ -127,8 +134,10 @@ absl::Status FromProto(v1::Envelope&& in, Envelope* out) {
   out->extensions.clear();
   for (auto& [k, v] : *in.mutable_extensions()) out->extensions[k] = std::move(v);
   out->data = std::move(*in.mutable_data());
-  return FromProtoRest(in, out);
+  *rest = RestOf(in, out);
 }
+
+}  // namespace internal
 
 std::string FormatRfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", t, absl::UTCTimeZone());

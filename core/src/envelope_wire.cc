@@ -5,7 +5,9 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/strings.h"
+#include "switchboard/status.h"
 
 namespace switchboard::internal {
 namespace {
@@ -202,6 +204,304 @@ std::string EnvelopeToWire(const Envelope& env) {
   std::string bytes(EnvelopeWireSize(env), '\0');
   WriteEnvelopeWire(env, reinterpret_cast<uint8_t*>(bytes.data()));
   return bytes;
+}
+
+// ---- reading ----
+
+namespace {
+
+constexpr uint32_t kFixed64 = 1;
+constexpr uint32_t kStartGroup = 3;
+constexpr uint32_t kEndGroup = 4;
+constexpr uint32_t kFixed32 = 5;
+
+// protobuf's default recursion limit: messages and groups nested deeper do
+// not parse.
+constexpr int kMaxDepth = 100;
+
+// UTF-8 as protobuf checks proto3 strings: no overlong forms, no surrogates,
+// nothing above U+10FFFF.
+bool IsUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const uint8_t c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (static_cast<size_t>(end - p) < n || p[1] < lo || p[1] > hi) return false;
+    for (size_t i = 2; i < n; ++i) {
+      if (p[i] < 0x80 || p[i] > 0xBF) return false;
+    }
+    p += n;
+  }
+  return true;
+}
+
+// A cursor over the bytes of one message, with protobuf's rules for varints,
+// tags and lengths.
+class WireReader {
+ public:
+  WireReader(const uint8_t* p, const uint8_t* end) : p_(p), end_(end) {}
+
+  bool done() const { return p_ == end_; }
+
+  // Up to ten bytes; bits beyond 64 are dropped, as protobuf does.
+  bool Varint(uint64_t* v) {
+    uint64_t result = 0;
+    for (int i = 0; i < 10; ++i) {
+      if (p_ == end_) return false;
+      const uint8_t b = *p_++;
+      result |= static_cast<uint64_t>(b & 0x7F) << (7 * i);
+      if (b < 0x80) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Up to five bytes, 32 bits kept.
+  bool Tag(uint32_t* tag) {
+    uint32_t result = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (p_ == end_) return false;
+      const uint8_t b = *p_++;
+      result |= static_cast<uint32_t>(b & 0x7F) << (7 * i);
+      if (b < 0x80) {
+        *tag = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // A length and that many bytes.
+  bool Bytes(std::string_view* out) {
+    uint64_t n;
+    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    *out = std::string_view(reinterpret_cast<const char*>(p_), static_cast<size_t>(n));
+    p_ += n;
+    return true;
+  }
+
+  bool Skip(size_t n) {
+    if (n > static_cast<size_t>(end_ - p_)) return false;
+    p_ += n;
+    return true;
+  }
+
+  // Skips a field this reader does not know (or whose wire type is not the
+  // expected one). A group is skipped up to its end tag.
+  bool SkipField(uint32_t tag, int depth) {
+    uint64_t ignored;
+    std::string_view bytes;
+    switch (tag & 7) {
+      case kVarint:
+        return Varint(&ignored);
+      case kFixed64:
+        return Skip(8);
+      case kLengthDelimited:
+        return Bytes(&bytes);
+      case kStartGroup: {
+        if (depth <= 0) return false;
+        for (;;) {
+          uint32_t inner;
+          if (!Tag(&inner)) return false;
+          if ((inner & 7) == kEndGroup) return inner == ((tag & ~7u) | kEndGroup);
+          if ((inner >> 3) == 0 || !SkipField(inner, depth - 1)) return false;
+        }
+      }
+      case kFixed32:
+        return Skip(4);
+      default:
+        return false;  // an end tag without its group, or wire types 6 and 7
+    }
+  }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// The bytes of a submessage field, read with the same rules; `on_field`
+// handles (tag, reader) of each field and returns false to fail.
+template <class OnField>
+bool ReadMessage(std::string_view bytes, int depth, OnField&& on_field) {
+  if (depth <= 0) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  WireReader r(p, p + bytes.size());
+  while (!r.done()) {
+    uint32_t tag;
+    if (!r.Tag(&tag) || (tag >> 3) == 0 || (tag & 7) == kEndGroup) return false;
+    if (!on_field(tag, r, depth - 1)) return false;
+  }
+  return true;
+}
+
+struct TimestampParts {
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+};
+
+// Repeated occurrences of a message field merge, as protobuf's do.
+bool ReadTimestamp(std::string_view bytes, int depth, TimestampParts* ts) {
+  return ReadMessage(bytes, depth, [ts](uint32_t tag, WireReader& r, int inner_depth) {
+    uint64_t v;
+    if (tag == Tag(1, kVarint)) {
+      if (!r.Varint(&v)) return false;
+      ts->seconds = static_cast<int64_t>(v);
+      return true;
+    }
+    if (tag == Tag(2, kVarint)) {
+      if (!r.Varint(&v)) return false;
+      ts->nanos = static_cast<int32_t>(static_cast<uint32_t>(v));
+      return true;
+    }
+    return r.SkipField(tag, inner_depth);
+  });
+}
+
+absl::Time TimeOf(const TimestampParts& ts) {
+  return absl::FromUnixSeconds(ts.seconds) + absl::Nanoseconds(ts.nanos);
+}
+
+}  // namespace
+
+absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWireRest* rest) {
+  *rest = EnvelopeWireRest{};
+  ClearKeepingBuffers(env);
+  env->spec_version.clear();
+  env->data_content_type.clear();
+  TimestampParts time, deadline;
+  const char* bad = nullptr;  // the field that did not read
+  auto string_field = [&bad](WireReader& r, std::string* out, const char* name) {
+    std::string_view v;
+    if (!r.Bytes(&v) || !IsUtf8(v)) {
+      bad = name;
+      return false;
+    }
+    out->assign(v);
+    return true;
+  };
+  auto int32_field = [&bad](WireReader& r, int32_t* out, const char* name) {
+    uint64_t v;
+    if (!r.Varint(&v)) {
+      bad = name;
+      return false;
+    }
+    *out = static_cast<int32_t>(static_cast<uint32_t>(v));
+    return true;
+  };
+  auto timestamp_field = [&bad](WireReader& r, int depth, TimestampParts* ts, bool* has,
+                                const char* name) {
+    std::string_view v;
+    if (!r.Bytes(&v) || !ReadTimestamp(v, depth, ts)) {
+      bad = name;
+      return false;
+    }
+    *has = true;
+    return true;
+  };
+  auto on_field = [&](uint32_t tag, WireReader& r, int depth) -> bool {
+    const uint32_t wire_type = tag & 7;
+    const int field = static_cast<int>(tag >> 3);
+    if (wire_type == kLengthDelimited) {
+      switch (field) {
+        case kId: return string_field(r, &env->id, "id");
+        case kSource: return string_field(r, &env->source, "source");
+        case kSpecVersion: return string_field(r, &env->spec_version, "spec_version");
+        case kType: return string_field(r, &env->type, "type");
+        case kTime: return timestamp_field(r, depth, &time, &rest->has_time, "time");
+        case kDataContentType:
+          return string_field(r, &env->data_content_type, "data_content_type");
+        case kSubject: return string_field(r, &env->subject, "subject");
+        case kTraceparent: return string_field(r, &env->traceparent, "traceparent");
+        case kTracestate: return string_field(r, &env->tracestate, "tracestate");
+        case kIdempotencyKey: return string_field(r, &env->idempotency_key, "idempotency_key");
+        case kDeadline:
+          return timestamp_field(r, depth, &deadline, &rest->has_deadline, "deadline");
+        case kCorrelationId: return string_field(r, &env->correlation_id, "correlation_id");
+        case kReplyTo: return string_field(r, &env->reply_to, "reply_to");
+        case kStatusMessage: return string_field(r, &rest->status_message, "status_message");
+        case kExtensions: {
+          std::string_view entry;
+          std::string_view key, value;
+          // Every occurrence of the key or value must be UTF-8, also one
+          // that a later one replaces.
+          auto on_entry = [&key, &value](uint32_t t, WireReader& er, int entry_depth) {
+            if (t == Tag(1, kLengthDelimited)) return er.Bytes(&key) && IsUtf8(key);
+            if (t == Tag(2, kLengthDelimited)) return er.Bytes(&value) && IsUtf8(value);
+            return er.SkipField(t, entry_depth);
+          };
+          if (!r.Bytes(&entry) || !ReadMessage(entry, depth, on_entry)) {
+            bad = "extensions";
+            return false;
+          }
+          env->extensions.insert_or_assign(std::string(key), std::string(value));
+          return true;
+        }
+        case kData: {
+          std::string_view v;
+          if (!r.Bytes(&v)) {
+            bad = "data";
+            return false;
+          }
+          env->data.assign(v);
+          return true;
+        }
+        default: break;
+      }
+    } else if (wire_type == kVarint) {
+      switch (field) {
+        case kAttempt: return int32_field(r, &rest->attempt, "attempt");
+        case kStyle: return int32_field(r, &rest->style, "style");
+        case kStatusCode: return int32_field(r, &rest->status_code, "status_code");
+        default: break;
+      }
+    }
+    return r.SkipField(tag, depth);
+  };
+  // The top-level message takes the first level, as in protobuf.
+  if (!ReadMessage(bytes, kMaxDepth + 1, on_field)) {
+    return absl::InvalidArgumentError(
+        bad != nullptr ? Cat("not a protobuf envelope: field `", bad, "` does not read")
+                       : std::string("not a protobuf envelope"));
+  }
+  if (rest->has_time) env->time = TimeOf(time);
+  if (rest->has_deadline) env->deadline = TimeOf(deadline);
+  return absl::OkStatus();
+}
+
+absl::Status CompleteEnvelope(const EnvelopeWireRest& rest, Envelope* env) {
+  if (env->spec_version.empty()) env->spec_version = "1.0";
+  if (env->data_content_type.empty()) env->data_content_type = kContentTypeProtobuf;
+  if (!rest.has_time) env->time = absl::UnixEpoch();
+  if (!rest.has_deadline) env->deadline = absl::InfiniteFuture();
+  env->attempt = rest.attempt == 0 ? 1 : rest.attempt;
+  RestoreOmittedAttributes(env);
+  env->style = (rest.style >= 0 && rest.style <= 3) ? static_cast<Style>(rest.style)
+                                                     : Style::kUnspecified;
+  env->status = rest.status_code == 0
+                    ? absl::OkStatus()
+                    : absl::Status(CodeFromInt(rest.status_code), rest.status_message);
+  return ValidateEnvelope(*env);
 }
 
 }  // namespace switchboard::internal

@@ -6,6 +6,7 @@
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "switchboard/testing/envelope_testing.h"
 #include "switchboard/v1/envelope.pb.h"
@@ -120,7 +121,159 @@ TEST(EnvelopeWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
     Envelope back;
     ASSERT_TRUE(FromProto(parsed, &back).ok()) << "envelope " << i;
     ASSERT_TRUE(testing::EnvelopesEqual(back, env)) << "envelope " << i;
+    Envelope read;
+    EnvelopeWireRest rest;
+    ASSERT_TRUE(ReadEnvelopeWire(direct, &read, &rest).ok()) << "envelope " << i;
+    ASSERT_TRUE(CompleteEnvelope(rest, &read).ok()) << "envelope " << i;
+    ASSERT_TRUE(testing::EnvelopesEqual(read, env)) << "envelope " << i;
   }
+}
+
+// Protobuf's parser and FromProto against ReadEnvelopeWire and
+// CompleteEnvelope on the same bytes: both accept or both refuse, and what
+// they accept reads the same.
+::testing::AssertionResult ReadsAsProtobufDoes(std::string_view bytes) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each string that is not UTF-8
+  v1::Envelope proto;
+  const bool proto_parsed = proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  Envelope want;
+  absl::Status want_status = proto_parsed ? FromProto(proto, &want) : absl::OkStatus();
+  Envelope got = Full();  // every attribute must be replaced
+  EnvelopeWireRest rest;
+  absl::Status read = ReadEnvelopeWire(bytes, &got, &rest);
+  if (read.ok() != proto_parsed) {
+    return ::testing::AssertionFailure()
+           << "protobuf parsed: " << proto_parsed << ", ReadEnvelopeWire: " << read;
+  }
+  if (!read.ok()) {
+    if (read.code() != absl::StatusCode::kInvalidArgument) {
+      return ::testing::AssertionFailure() << "refused with " << read;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  absl::Status got_status = CompleteEnvelope(rest, &got);
+  if (got_status != want_status) {
+    return ::testing::AssertionFailure()
+           << "FromProto: " << want_status << ", CompleteEnvelope: " << got_status;
+  }
+  if (!got_status.ok()) return ::testing::AssertionSuccess();
+  return testing::EnvelopesEqual(got, want);
+}
+
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string Key(int field, int wire_type) { return Varint((uint64_t(field) << 3) | wire_type); }
+std::string Len(int field, std::string_view bytes) {
+  return Key(field, 2) + Varint(bytes.size()) + std::string(bytes);
+}
+
+TEST(EnvelopeWireTest, ReadsEdgeCasesAsProtobufDoes) {
+  const std::string valid = Len(1, "id-1") + Len(4, "t.v1.T/Op");
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"valid", valid},
+      {"empty", ""},
+      {"no type", Len(1, "id-1")},
+      {"surrogate in id", Len(1, "\xED\xA0\x80") + Len(4, "t")},
+      {"overlong two bytes", Len(1, "\xC0\x80") + Len(4, "t")},
+      {"overlong three bytes", Len(1, "\xE0\x80\x80") + Len(4, "t")},
+      {"above U+10FFFF", Len(1, "\xF4\x90\x80\x80") + Len(4, "t")},
+      {"four-byte character", Len(1, "\xF0\x9F\x98\x80") + Len(4, "t")},
+      {"cut character", Len(1, "a\xE2\x82") + Len(4, "t")},
+      {"bytes are not checked", valid + Len(50, "\xFF\xFE")},
+      {"bad key in extensions", valid + Len(40, Len(1, "\xFF") + Len(2, "v"))},
+      {"bad value in extensions", valid + Len(40, Len(1, "k") + Len(2, "\xC3"))},
+      {"entry without key or value", valid + Len(40, "")},
+      {"bad value replaced in its entry",
+       valid + Len(40, Len(1, "k") + Len(2, "\xD0\x12") + Len(2, "ok"))},
+      {"bad key replaced in its entry", valid + Len(40, Len(1, "\xFF") + Len(1, "k"))},
+      {"bad id replaced", valid + Len(1, "\xFF") + Len(1, "id-2")},
+      {"entry fields twice", valid + Len(40, Len(1, "a") + Len(2, "1") + Len(1, "b") + Len(2, "2"))},
+      {"entry with unknown field", valid + Len(40, Len(1, "k") + Key(9, 0) + Varint(5) + Len(2, "v"))},
+      {"same key twice", valid + Len(40, Len(1, "k") + Len(2, "1")) + Len(40, Len(1, "k") + Len(2, "2"))},
+      {"id twice", valid + Len(1, "id-2")},
+      {"id as a varint", valid + Key(1, 0) + Varint(7)},
+      {"attempt as bytes", valid + Len(24, "x")},
+      {"attempt 0", valid + Key(24, 0) + Varint(0)},
+      {"attempt negative", valid + Key(24, 0) + Varint(uint64_t(-3))},
+      {"attempt over 32 bits", valid + Key(24, 0) + Varint((uint64_t(1) << 32) + 2)},
+      {"style out of range", valid + Key(25, 0) + Varint(9)},
+      {"status code", valid + Key(30, 0) + Varint(5) + Len(31, "gone")},
+      {"status message without code", valid + Len(31, "ignored")},
+      {"time merged", valid + Len(5, Key(1, 0) + Varint(100)) + Len(5, Key(2, 0) + Varint(7))},
+      {"empty time", valid + Len(5, "")},
+      {"deadline with unknown", valid + Len(21, Key(1, 0) + Varint(9) + Key(3, 5) + "abcd")},
+      {"time cut", valid + Key(5, 2) + Varint(4) + Key(1, 0)},
+      {"ten-byte varint", valid + Key(24, 0) + std::string(9, '\xFF') + "\x7F"},
+      {"eleven-byte varint", valid + Key(24, 0) + std::string(10, '\xFF') + "\x01"},
+      {"five-byte tag", valid + "\x80\x80\x80\x80\x01" + Varint(1)},
+      {"six-byte tag", valid + "\x80\x80\x80\x80\x80\x01" + Varint(1)},
+      {"tag 0", valid + std::string(1, '\0')},
+      {"field 0", valid + Key(0, 0) + Varint(1)},
+      {"end group alone", valid + Key(9, 4)},
+      {"wire type 6", valid + Key(9, 6)},
+      {"wire type 7", valid + Key(9, 7)},
+      {"fixed64 and fixed32", valid + Key(60, 1) + "12345678" + Key(61, 5) + "1234"},
+      {"fixed64 cut", valid + Key(60, 1) + "1234"},
+      {"group", valid + Key(70, 3) + Key(1, 0) + Varint(1) + Key(70, 4)},
+      {"group ended by another", valid + Key(70, 3) + Key(71, 4)},
+      {"group not ended", valid + Key(70, 3) + Key(1, 0) + Varint(1)},
+      {"length beyond the end", valid + Key(2, 2) + Varint(50) + "abc"},
+      {"huge length", valid + Key(2, 2) + Varint(uint64_t(1) << 40)},
+  };
+  for (int depth : {99, 100, 101}) {
+    std::string nested = valid;
+    for (int i = 0; i < depth; ++i) nested += Key(70, 3);
+    for (int i = 0; i < depth; ++i) nested += Key(70, 4);
+    cases.emplace_back("groups nested " + std::to_string(depth), nested);
+    std::string in_time;
+    for (int i = 0; i < depth; ++i) in_time += Key(70, 3);
+    for (int i = 0; i < depth; ++i) in_time += Key(70, 4);
+    cases.emplace_back("groups nested in time " + std::to_string(depth), valid + Len(5, in_time));
+  }
+  for (const auto& [name, bytes] : cases) EXPECT_TRUE(ReadsAsProtobufDoes(bytes)) << name;
+}
+
+TEST(EnvelopeWireTest, ReadsDamagedBytesAsProtobufDoes) {
+  std::mt19937_64 rng(424242);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const std::string base = EnvelopeToWire(Full());
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = base;
+    for (int n = 1 + static_cast<int>(pick(3)); n > 0 && !bytes.empty(); --n) {
+      switch (pick(4)) {
+        case 0:  // a byte changed
+          bytes[pick(bytes.size())] = static_cast<char>(rng());
+          break;
+        case 1:  // cut
+          bytes.resize(pick(bytes.size()));
+          break;
+        case 2:  // bytes inserted
+          bytes.insert(pick(bytes.size() + 1), std::string(1 + pick(4), static_cast<char>(rng())));
+          break;
+        default: {  // a piece repeated
+          size_t at = pick(bytes.size());
+          bytes.insert(pick(bytes.size() + 1), bytes.substr(at, 1 + pick(12)));
+          break;
+        }
+      }
+    }
+    ::testing::AssertionResult same = ReadsAsProtobufDoes(bytes);
+    ASSERT_TRUE(same) << "damaged copy " << i;
+    google::protobuf::LogSilencer quiet;
+    v1::Envelope proto;
+    if (proto.ParseFromString(bytes)) ++accepted;
+  }
+  // Both outcomes were exercised.
+  EXPECT_GT(accepted, 1000);
+  EXPECT_LT(accepted, 19000);
 }
 
 TEST(EnvelopeWireTest, AnEnvelopeFieldIsTheEnvelopeInsideItsMessage) {

@@ -150,6 +150,18 @@ class StackArena {
 // message, and `text` (left out when empty) its field `text_field`:
 // EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
 // group = 2}, ReplyRequest{inbox = 1, reply = 2}.
+// Reads an envelope's protobuf form from a received buffer: in place when it
+// is one slice (the usual case), else from a copy in one slice.
+absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
+                                internal::EnvelopeWireRest* rest) {
+  ::grpc::Slice slice;
+  if (!buffer.TrySingleSlice(&slice).ok() && !buffer.DumpToSingleSlice(&slice).ok()) {
+    slice = ::grpc::Slice();  // no message: read as empty
+  }
+  return internal::ReadEnvelopeWire(
+      std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()), out, rest);
+}
+
 ByteBuffer EnvelopeBuffer(const Envelope& env, int field = 0, int text_field = 0,
                           std::string_view text = {}) {
   const size_t envelope_size = internal::EnvelopeWireSize(env);
@@ -618,12 +630,12 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     Finisher::Finish(finisher_, absl::OkStatus(), &out);
   }
 
-  // Completes a parsed envelope body from the metadata (only what the body
-  // leaves empty) and converts it; InvalidArgument (and a count) when it is
-  // not a valid envelope.
-  absl::Status Decode(v1::Envelope* proto, Envelope* out) {
-    wire::FillFromMetadata(ClientMetadata(*ctx_), proto);
-    absl::Status s = FromProto(std::move(*proto), out);
+  // Completes an envelope read from the body with the metadata (only what
+  // the body leaves out); InvalidArgument (and a count) when it is not a
+  // valid envelope.
+  absl::Status Decode(Envelope* out, internal::EnvelopeWireRest* rest) {
+    wire::FillFromMetadata(ClientMetadata(*ctx_), out, rest);
+    absl::Status s = internal::CompleteEnvelope(*rest, out);
     if (!s.ok()) {
       engine_->CountMalformed();
       return absl::InvalidArgumentError(
@@ -638,6 +650,25 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
       if (t < out->deadline) out->deadline = t;
     }
     return absl::OkStatus();
+  }
+  // The same for an envelope inside a request message (taken apart).
+  absl::Status Decode(v1::Envelope* proto, Envelope* out) {
+    internal::EnvelopeWireRest rest;
+    internal::ReadEnvelopeProto(std::move(*proto), out, &rest);
+    return Decode(out, &rest);
+  }
+
+  // Reads a `Call` body, an envelope, straight from the received bytes.
+  bool ReadEnvelopeBody(Envelope* out, internal::EnvelopeWireRest* rest) {
+    const size_t size = in_.Length();
+    absl::Status read = ReadEnvelopeBuffer(in_, out, rest);
+    in_.Clear();  // the bytes are not needed while the handler runs
+    if (read.ok()) return true;
+    engine_->CountMalformed();
+    Fail(absl::InvalidArgumentError(Cat("malformed request to ", ctx_->method(), ": the ", size,
+                                        "-byte body is not a switchboard.v1.Envelope (",
+                                        read.message(), ")")));
+    return false;
   }
 
   template <class Msg>
@@ -654,11 +685,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandleCall() {
-    StackArena arena;
-    v1::Envelope* proto = arena.Make<v1::Envelope>();
-    if (!ParseBody(proto)) return;
-    Envelope request;
-    if (absl::Status s = Decode(proto, &request); !s.ok()) return Fail(s);
+    Envelope request = internal::NewEnvelope();
+    internal::EnvelopeWireRest rest;
+    if (!ReadEnvelopeBody(&request, &rest)) return;
+    if (absl::Status s = Decode(&request, &rest); !s.ok()) return Fail(s);
     std::shared_ptr<ServeEntry> server = engine_->PickServer(request.type);
     ReplyCallback reply = [f = finisher_](absl::StatusOr<Envelope> r) mutable {
       if (!r.ok()) {
@@ -1313,14 +1343,11 @@ void Engine::Request(Envelope request, ReplyCallback on_reply) {
       std::move(reply)(s);
       return;
     }
-    StackArena arena;
-    v1::Envelope* out = arena.Make<v1::Envelope>();
-    Envelope env;
-    if (!ParseBuffer(&call.response, out)) {
-      std::move(reply)(absl::InternalError(Cat("malformed reply to ", op, " from ", target)));
-      return;
-    }
-    if (absl::Status s = FromProto(std::move(*out), &env); !s.ok()) {
+    Envelope env = internal::NewEnvelope();
+    internal::EnvelopeWireRest rest;
+    absl::Status s = ReadEnvelopeBuffer(call.response, &env, &rest);
+    if (s.ok()) s = internal::CompleteEnvelope(rest, &env);
+    if (!s.ok()) {
       std::move(reply)(absl::InternalError(
           Cat("malformed reply to ", op, " from ", target, ": ", s.message())));
       return;

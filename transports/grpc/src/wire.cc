@@ -8,7 +8,6 @@
 #include "absl/strings/numbers.h"
 #include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
-#include "switchboard/v1/envelope.pb.h"
 
 namespace switchboard::grpc::wire {
 namespace {
@@ -23,13 +22,6 @@ bool IsAttributeName(std::string_view name) {
     if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c)) return false;
   }
   return true;
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t seconds = absl::ToUnixSeconds(t);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
 }
 
 bool IsKnownAttribute(std::string_view name) {
@@ -133,73 +125,73 @@ Metadata ToMetadata(const Envelope& env, MetadataSet set) {
   return md;
 }
 
-void FillFromMetadata(const Metadata& md, v1::Envelope* body) {
+void FillFromMetadata(const Metadata& md, Envelope* env, internal::EnvelopeWireRest* rest) {
   std::vector<MetadataView> views;
   views.reserve(md.size());
   for (const auto& [key, value] : md) views.emplace_back(key, value);
-  FillFromMetadata(views, body);
+  FillFromMetadata(views, env, rest);
 }
 
-void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body) {
-  // Sets a string field from the metadata value when the body left it empty.
+void FillFromMetadata(absl::Span<const MetadataView> md, Envelope* env,
+                      internal::EnvelopeWireRest* rest) {
+  // Sets an attribute from the metadata value when the body left it empty.
   auto fill = [](std::string* field, std::string_view raw) {
     if (field->empty()) *field = PercentDecode(raw);
   };
+  auto fill_time = [](bool* has, absl::Time* field, std::string_view raw) {
+    if (*has) return;
+    if (absl::StatusOr<absl::Time> t = ParseRfc3339(PercentDecode(raw)); t.ok()) {
+      *field = *t;
+      *has = true;
+    }
+  };
   for (const auto& [key, raw] : md) {
     if (key == "traceparent") {
-      fill(body->mutable_traceparent(), raw);
+      fill(&env->traceparent, raw);
       continue;
     }
     if (key == "tracestate") {
-      fill(body->mutable_tracestate(), raw);
+      fill(&env->tracestate, raw);
       continue;
     }
     if (key.substr(0, kPrefix.size()) != kPrefix) continue;
     std::string_view name = key.substr(kPrefix.size());
     if (name == "id") {
-      fill(body->mutable_id(), raw);
+      fill(&env->id, raw);
     } else if (name == "source") {
-      fill(body->mutable_source(), raw);
+      fill(&env->source, raw);
     } else if (name == "specversion") {
-      fill(body->mutable_spec_version(), raw);
+      fill(&env->spec_version, raw);
     } else if (name == "type") {
-      fill(body->mutable_type(), raw);
+      fill(&env->type, raw);
     } else if (name == "time") {
-      if (!body->has_time()) {
-        if (absl::StatusOr<absl::Time> t = ParseRfc3339(PercentDecode(raw)); t.ok()) {
-          SetTimestamp(*t, body->mutable_time());
-        }
-      }
+      fill_time(&rest->has_time, &env->time, raw);
     } else if (name == "datacontenttype") {
-      fill(body->mutable_data_content_type(), raw);
+      fill(&env->data_content_type, raw);
     } else if (name == "subject") {
-      fill(body->mutable_subject(), raw);
+      fill(&env->subject, raw);
     } else if (name == attr::kIdempotencyKey) {
-      fill(body->mutable_idempotency_key(), raw);
+      fill(&env->idempotency_key, raw);
     } else if (name == attr::kExpiryTime) {
-      if (!body->has_deadline()) {
-        if (absl::StatusOr<absl::Time> t = ParseRfc3339(PercentDecode(raw)); t.ok()) {
-          SetTimestamp(*t, body->mutable_deadline());
-        }
-      }
+      fill_time(&rest->has_deadline, &env->deadline, raw);
     } else if (name == attr::kCorrelationId) {
-      fill(body->mutable_correlation_id(), raw);
+      fill(&env->correlation_id, raw);
     } else if (name == attr::kReplyTo) {
-      fill(body->mutable_reply_to(), raw);
+      fill(&env->reply_to, raw);
     } else if (name == attr::kAttempt) {
       int attempt = 0;
-      if (body->attempt() == 0 && absl::SimpleAtoi(AsAbsl(PercentDecode(raw)), &attempt)) {
-        body->set_attempt(attempt);
+      if (rest->attempt == 0 && absl::SimpleAtoi(AsAbsl(PercentDecode(raw)), &attempt)) {
+        rest->attempt = attempt;
       }
     } else if (name == attr::kStyle) {
       Style style;
-      if (body->style() == v1::STYLE_UNSPECIFIED && ParseStyle(PercentDecode(raw), &style)) {
-        body->set_style(static_cast<v1::Style>(style));
+      if (rest->style == 0 && ParseStyle(PercentDecode(raw), &style)) {
+        rest->style = static_cast<int32_t>(style);
       }
     } else if (name == attr::kStatusCode || name == attr::kStatusMessage) {
       // Outcome of a reply: the gRPC status is authoritative.
-    } else if (IsAttributeName(name) && !body->extensions().contains(std::string(name))) {
-      body->mutable_extensions()->insert({std::string(name), PercentDecode(raw)});
+    } else if (IsAttributeName(name) && !env->extensions.contains(std::string(name))) {
+      env->extensions.emplace(std::string(name), PercentDecode(raw));
     }
   }
 }

@@ -25,11 +25,8 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/envelope_wire.h"
 #include "switchboard/internal/percent_encoding.h"
-
-namespace switchboard::v1 {
-class Envelope;
-}
 
 namespace switchboard::grpc::wire {
 
@@ -63,11 +60,14 @@ void ForEachMetadata(const Envelope& env, MetadataSet set,
 // The same entries, copied.
 [[nodiscard]] Metadata ToMetadata(const Envelope& env, MetadataSet set = MetadataSet::kFull);
 
-// Fills the attributes `body` leaves empty from received metadata, so that a
-// client that sends only metadata and data is understood. The body wins: a
-// value is decoded only when its attribute is empty in the body.
-void FillFromMetadata(absl::Span<const MetadataView> md, v1::Envelope* body);
-void FillFromMetadata(const Metadata& md, v1::Envelope* body);
+// Fills the attributes the body left empty (or, for time, deadline, attempt
+// and style, did not send) from received metadata, so that a client that
+// sends only metadata and data is understood. The body wins: a value is
+// decoded only when its attribute is empty in the body. Goes between
+// internal::ReadEnvelopeWire and internal::CompleteEnvelope.
+void FillFromMetadata(absl::Span<const MetadataView> md, Envelope* env,
+                      internal::EnvelopeWireRest* rest);
+void FillFromMetadata(const Metadata& md, Envelope* env, internal::EnvelopeWireRest* rest);
 
 // The binding's percent-encoding (switchboard/internal/percent_encoding.h).
 using internal::AppendPercentEncoded;

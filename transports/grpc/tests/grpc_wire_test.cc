@@ -107,6 +107,13 @@ TEST(GrpcWireTest, PercentEncodingRoundTrips) {
   EXPECT_EQ(PercentDecode("%zz"), "%zz");
 }
 
+// The body as the server reads it: internal::ReadEnvelopeWire.
+Envelope ReadBody(const v1::Envelope& body, internal::EnvelopeWireRest* rest) {
+  Envelope env;
+  EXPECT_TRUE(internal::ReadEnvelopeWire(body.SerializeAsString(), &env, rest).ok());
+  return env;
+}
+
 TEST(GrpcWireTest, MetadataFillsOnlyWhatTheBodyLeavesEmpty) {
   v1::Envelope body;
   body.set_id("from-body");
@@ -114,18 +121,45 @@ TEST(GrpcWireTest, MetadataFillsOnlyWhatTheBodyLeavesEmpty) {
                  {"ce-type", "pkg.Svc/Op"},
                  {"ce-attempt", "2"},
                  {"ce-expirytime", "2027-01-15T08:00:05Z"},
+                 {"ce-time", "2027-01-15T08:00:01.5Z"},
                  {"ce-style", "request"},
                  {"ce-tenant", "acme%20corp"},
                  {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
                  {"user-agent", "ignored"}};
-  FillFromMetadata(md, &body);
-  EXPECT_EQ(body.id(), "from-body");
-  EXPECT_EQ(body.type(), "pkg.Svc/Op");
-  EXPECT_EQ(body.attempt(), 2);
-  EXPECT_EQ(body.deadline().seconds(), 1'800'000'005);
-  EXPECT_EQ(body.style(), v1::STYLE_REQUEST);
-  EXPECT_THAT(body.extensions(), Contains(Pair("tenant", "acme corp")));
-  EXPECT_EQ(body.traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  internal::EnvelopeWireRest rest;
+  Envelope env = ReadBody(body, &rest);
+  FillFromMetadata(md, &env, &rest);
+  ASSERT_TRUE(internal::CompleteEnvelope(rest, &env).ok());
+  EXPECT_EQ(env.id, "from-body");
+  EXPECT_EQ(env.type, "pkg.Svc/Op");
+  EXPECT_EQ(env.attempt, 2);
+  EXPECT_EQ(env.deadline, absl::FromUnixSeconds(1'800'000'005));
+  EXPECT_EQ(env.time, absl::FromUnixMillis(1'800'000'001'500));
+  EXPECT_EQ(env.style, Style::kRequest);
+  EXPECT_THAT(env.extensions, Contains(Pair("tenant", "acme corp")));
+  EXPECT_EQ(env.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+}
+
+TEST(GrpcWireTest, MetadataDoesNotReplaceWhatTheBodySent) {
+  v1::Envelope body;
+  body.set_id("id-1");
+  body.set_type("pkg.Svc/Op");
+  body.set_attempt(3);
+  body.set_style(v1::STYLE_EVENT);
+  body.mutable_deadline()->set_seconds(1'800'000'000);
+  body.mutable_time()->set_seconds(1'700'000'000);
+  Metadata md = {{"ce-attempt", "2"},
+                 {"ce-style", "request"},
+                 {"ce-expirytime", "2027-01-15T08:00:05Z"},
+                 {"ce-time", "2027-01-15T08:00:01Z"}};
+  internal::EnvelopeWireRest rest;
+  Envelope env = ReadBody(body, &rest);
+  FillFromMetadata(md, &env, &rest);
+  ASSERT_TRUE(internal::CompleteEnvelope(rest, &env).ok());
+  EXPECT_EQ(env.attempt, 3);
+  EXPECT_EQ(env.style, Style::kEvent);
+  EXPECT_EQ(env.deadline, absl::FromUnixSeconds(1'800'000'000));
+  EXPECT_EQ(env.time, absl::FromUnixSeconds(1'700'000'000));
 }
 
 TEST(GrpcWireTest, RoutingSetCarriesOnlyWhatProxiesAndTracersUse) {
@@ -183,12 +217,14 @@ TEST(GrpcWireTest, MetadataViewsFillTheBodyWithoutOverwriting) {
                                   {"ce-tenant", "metadata"},
                                   {"ce-region", "eu"},
                                   {"tracestate", "a=1"}};
-  FillFromMetadata(md, &body);
-  EXPECT_EQ(body.id(), "md id");
-  EXPECT_EQ(body.type(), "from-body");
-  EXPECT_EQ(body.extensions().at("tenant"), "body");
-  EXPECT_EQ(body.extensions().at("region"), "eu");
-  EXPECT_EQ(body.tracestate(), "a=1");
+  internal::EnvelopeWireRest rest;
+  Envelope env = ReadBody(body, &rest);
+  FillFromMetadata(md, &env, &rest);
+  EXPECT_EQ(env.id, "md id");
+  EXPECT_EQ(env.type, "from-body");
+  EXPECT_EQ(env.extensions.at("tenant"), "body");
+  EXPECT_EQ(env.extensions.at("region"), "eu");
+  EXPECT_EQ(env.tracestate, "a=1");
 }
 
 TEST(GrpcWireTest, TargetKeysGoFromOperationToServiceToDefault) {

@@ -11,7 +11,7 @@
 //   internal::WriteEnvelopeWire(env, reinterpret_cast<uint8_t*>(bytes.data()));
 //
 // The rules of `ToProto` apply: defaults that a reader restores are left out
-// (envelope.h). The reader stays protobuf's parser and `FromProto`.
+// (envelope.h). Reading is below.
 #pragma once
 
 #include <cstddef>
@@ -19,7 +19,12 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "switchboard/envelope.h"
+
+namespace switchboard::v1 {
+class Envelope;
+}
 
 namespace switchboard::internal {
 
@@ -43,5 +48,42 @@ uint8_t* WriteStringField(int field_number, std::string_view value, uint8_t* out
 
 // The protobuf form as a string.
 [[nodiscard]] std::string EnvelopeToWire(const Envelope& env);
+
+// ---- reading ----
+//
+// The protobuf form read straight into an envelope, as protobuf's parser and
+// `FromProto` would (tested against them on random and damaged bytes), in
+// two steps, so that a transport can fill what the body leaves out from its
+// headers in between:
+//
+//   internal::EnvelopeWireRest rest;
+//   absl::Status s = internal::ReadEnvelopeWire(bytes, &env, &rest);
+//   ... fill empty attributes from metadata ...
+//   if (s.ok()) s = internal::CompleteEnvelope(rest, &env);
+
+// The fields of the protobuf form whose absence a reader must see, as read.
+struct EnvelopeWireRest {
+  bool has_time = false;
+  bool has_deadline = false;
+  int32_t attempt = 0;  // 0: not sent
+  int32_t style = 0;
+  int32_t status_code = 0;
+  std::string status_message;
+};
+
+// Reads `bytes` into `env` (every attribute is replaced; time and deadline
+// only when sent) and `rest`. InvalidArgument when the bytes are not a
+// v1.Envelope: a truncated or overlong field, a bad wire type, a string
+// that is not UTF-8, groups nested too deep.
+[[nodiscard]] absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env,
+                                            EnvelopeWireRest* rest);
+
+// The same from a parsed proto, taking it apart (its strings are moved):
+// for an envelope inside another message (`EnqueueRequest.command`).
+void ReadEnvelopeProto(v1::Envelope&& in, Envelope* env, EnvelopeWireRest* rest);
+
+// What FromProto does after the strings: defaults for what was not sent, the
+// outcome of a reply, and ValidateEnvelope.
+[[nodiscard]] absl::Status CompleteEnvelope(const EnvelopeWireRest& rest, Envelope* env);
 
 }  // namespace switchboard::internal

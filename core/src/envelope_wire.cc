@@ -82,7 +82,9 @@ struct TimestampFields {
     return n;
   }
   uint8_t* Write(uint8_t* out) const {
-    if (seconds != 0) out = PutVarint(static_cast<uint64_t>(seconds), PutVarint(Tag(1, kVarint), out));
+    if (seconds != 0) {
+      out = PutVarint(static_cast<uint64_t>(seconds), PutVarint(Tag(1, kVarint), out));
+    }
     if (nanos != 0) out = PutVarint(Int32Bits(nanos), PutVarint(Tag(2, kVarint), out));
     return out;
   }
@@ -135,7 +137,9 @@ struct SizeSink {
   void Int32(int field, int32_t v) {
     if (v != 0) size += VarintSize(Tag(field, kVarint)) + VarintSize(Int32Bits(v));
   }
-  void Timestamp(int field, const TimestampFields& ts) { size += StringFieldSize(field, ts.Size()); }
+  void Timestamp(int field, const TimestampFields& ts) {
+    size += StringFieldSize(field, ts.Size());
+  }
   void MapEntry(int field, std::string_view key, std::string_view value) {
     size += StringFieldSize(field, MapEntrySize(key, value));
   }

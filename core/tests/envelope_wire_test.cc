@@ -99,13 +99,17 @@ TEST(EnvelopeWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
     env.id = "id-" + text(40);
     env.source = text(20);
     env.type = "t." + text(60);
-    if (pick(2)) env.time = absl::FromUnixNanos(static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 61));
+    if (pick(2)) {
+      env.time = absl::FromUnixNanos(static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 61));
+    }
     if (pick(2)) env.data_content_type = "type/" + text(30);
     env.subject = text(10);
     env.traceparent = text(55);
     env.tracestate = text(200);
     env.idempotency_key = pick(2) ? env.id : "key-" + text(40);
-    if (pick(2)) env.deadline = absl::FromUnixMicros(static_cast<int64_t>(rng() % (int64_t{1} << 52)));
+    if (pick(2)) {
+      env.deadline = absl::FromUnixMicros(static_cast<int64_t>(rng() % (int64_t{1} << 52)));
+    }
     env.correlation_id = text(40);
     env.reply_to = text(40);
     env.attempt = 1 + pick(5);
@@ -194,9 +198,12 @@ TEST(EnvelopeWireTest, ReadsEdgeCasesAsProtobufDoes) {
        valid + Len(40, Len(1, "k") + Len(2, "\xD0\x12") + Len(2, "ok"))},
       {"bad key replaced in its entry", valid + Len(40, Len(1, "\xFF") + Len(1, "k"))},
       {"bad id replaced", valid + Len(1, "\xFF") + Len(1, "id-2")},
-      {"entry fields twice", valid + Len(40, Len(1, "a") + Len(2, "1") + Len(1, "b") + Len(2, "2"))},
-      {"entry with unknown field", valid + Len(40, Len(1, "k") + Key(9, 0) + Varint(5) + Len(2, "v"))},
-      {"same key twice", valid + Len(40, Len(1, "k") + Len(2, "1")) + Len(40, Len(1, "k") + Len(2, "2"))},
+      {"entry fields twice",
+       valid + Len(40, Len(1, "a") + Len(2, "1") + Len(1, "b") + Len(2, "2"))},
+      {"entry with unknown field",
+       valid + Len(40, Len(1, "k") + Key(9, 0) + Varint(5) + Len(2, "v"))},
+      {"same key twice",
+       valid + Len(40, Len(1, "k") + Len(2, "1")) + Len(40, Len(1, "k") + Len(2, "2"))},
       {"id twice", valid + Len(1, "id-2")},
       {"id as a varint", valid + Key(1, 0) + Varint(7)},
       {"attempt as bytes", valid + Len(24, "x")},

@@ -121,29 +121,6 @@ bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
       .ok();
 }
 
-// An arena for the protobuf form of one message, with its first block inside
-// this object (on the stack): on the heap, the message and each of its string
-// fields are an allocation of their own. A larger message spills into heap
-// blocks.
-class StackArena {
- public:
-  StackArena() : arena_(block_, sizeof(block_)) {}
-  StackArena(const StackArena&) = delete;
-  StackArena& operator=(const StackArena&) = delete;
-
-  template <class Msg>
-  Msg* Make() {
-    return google::protobuf::Arena::CreateMessage<Msg>(&arena_);
-  }
-
- private:
-  // Holds the message, its timestamps and string objects of an envelope with
-  // the usual attributes; the bytes of strings over 15 chars are still on
-  // the heap.
-  alignas(16) char block_[2048];
-  google::protobuf::Arena arena_;
-};
-
 // An envelope's protobuf form, written straight from the envelope into one
 // gRPC slice (envelope_wire.h): no v1::Envelope is built, so no attribute is
 // copied into one. With `field` > 0 the envelope is that field of a request
@@ -467,7 +444,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // ---- used by subscriptions and deliveries ----
   void ConnectStream(const std::shared_ptr<StreamState>& state, const std::string& target,
                      const v1::SubscribeRequest& request, const std::string& queue);
-  void OnStreamEvent(const std::string& bytes, const std::string& queue);
+  void OnStreamEvent(const ByteBuffer& bytes, const std::string& queue);
   void RouteDeadLetter(Envelope env, const absl::Status& reason);
   DeliveryHandler Wrap(DeliveryHandler handler);
   Clock* clock() const { return clock_; }
@@ -939,7 +916,7 @@ class EventStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffe
     // The stream is tracked until OnDone ends, so the Engine cannot be
     // destroyed while this holds it.
     if (std::shared_ptr<Engine> engine = engine_.lock()) {
-      engine->OnStreamEvent(ToBytes(in_), queue_);
+      engine->OnStreamEvent(in_, queue_);
     }
     in_.Clear();
     StartRead(&in_);
@@ -1530,9 +1507,7 @@ void Engine::HubRemove(SubscribeReactor* r) {
 }
 
 void Engine::HubDistribute(const Envelope& event) {
-  v1::Envelope proto;
-  ToProto(event, &proto);
-  ByteBuffer buffer = ToBuffer(proto);
+  ByteBuffer buffer = EnvelopeBuffer(event);
   absl::MutexLock lock(&hub_mu_);
   auto t = hub_.find(event.type);
   if (t == hub_.end()) return;  // no group subscribed: nobody to tell
@@ -1572,10 +1547,11 @@ void Engine::ConnectStream(const std::shared_ptr<StreamState>& state, const std:
   stream->Start(channel->stub.get());
 }
 
-void Engine::OnStreamEvent(const std::string& bytes, const std::string& queue) {
-  v1::Envelope proto;
-  Envelope env;
-  if (!proto.ParseFromString(bytes) || !FromProto(proto, &env).ok()) {
+void Engine::OnStreamEvent(const ByteBuffer& bytes, const std::string& queue) {
+  Envelope env = internal::NewEnvelope();
+  internal::EnvelopeWireRest rest;
+  if (!ReadEnvelopeBuffer(bytes, &env, &rest).ok() ||
+      !internal::CompleteEnvelope(rest, &env).ok()) {
     // No identity to dead-letter under: counted and dropped.
     CountMalformed();
     return;

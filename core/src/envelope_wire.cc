@@ -267,34 +267,10 @@ class WireReader {
   bool done() const { return p_ == end_; }
 
   // Up to ten bytes; bits beyond 64 are dropped, as protobuf does.
-  bool Varint(uint64_t* v) {
-    uint64_t result = 0;
-    for (int i = 0; i < 10; ++i) {
-      if (p_ == end_) return false;
-      const uint8_t b = *p_++;
-      result |= static_cast<uint64_t>(b & 0x7F) << (7 * i);
-      if (b < 0x80) {
-        *v = result;
-        return true;
-      }
-    }
-    return false;
-  }
+  bool Varint(uint64_t* v) { return VarintOf<10>(v); }
 
-  // Up to five bytes, 32 bits kept.
-  bool Tag(uint32_t* tag) {
-    uint32_t result = 0;
-    for (int i = 0; i < 5; ++i) {
-      if (p_ == end_) return false;
-      const uint8_t b = *p_++;
-      result |= static_cast<uint32_t>(b & 0x7F) << (7 * i);
-      if (b < 0x80) {
-        *tag = result;
-        return true;
-      }
-    }
-    return false;
-  }
+  // A tag: up to five bytes, 32 bits kept.
+  bool Tag(uint32_t* tag) { return VarintOf<5>(tag); }
 
   // A length and that many bytes.
   bool Bytes(std::string_view* out) {
@@ -340,6 +316,21 @@ class WireReader {
   }
 
  private:
+  template <int kMaxBytes, class T>
+  bool VarintOf(T* v) {
+    T result = 0;
+    for (int i = 0; i < kMaxBytes; ++i) {
+      if (p_ == end_) return false;
+      const uint8_t b = *p_++;
+      result |= static_cast<T>(b & 0x7F) << (7 * i);
+      if (b < 0x80) {
+        *v = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
   const uint8_t* p_;
   const uint8_t* end_;
 };

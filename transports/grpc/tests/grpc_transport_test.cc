@@ -562,6 +562,14 @@ TEST(GrpcTransportTest, MalformedRequestsAreInvalidArgument) {
   EXPECT_TRUE(RequestStatus(*client, NewEnvelope("test.v1.Echo/Say", "ok")).ok());
 }
 
+// One value of metadata a client received, or "<missing>".
+std::string ReceivedValue(const std::multimap<::grpc::string_ref, ::grpc::string_ref>& md,
+                          const std::string& key) {
+  auto it = md.find(key);
+  return it == md.end() ? std::string("<missing>")
+                        : std::string(it->second.data(), it->second.size());
+}
+
 TEST(GrpcTransportTest, PlainGrpcClientsUseThePublishedServiceAndMetadata) {
   auto server = MustCreate("server", GrpcConfig("127.0.0.1:0"));
   ASSERT_NE(server, nullptr);
@@ -613,11 +621,8 @@ TEST(GrpcTransportTest, PlainGrpcClientsUseThePublishedServiceAndMetadata) {
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message(), "order 9 not found");
   // An error reply has no body: all its attributes are trailers.
-  const auto& trailers = ctx2.GetServerTrailingMetadata();
   auto trailer = [&](const std::string& key) {
-    auto it = trailers.find(key);
-    return it == trailers.end() ? std::string("<missing>")
-                                : std::string(it->second.data(), it->second.size());
+    return ReceivedValue(ctx2.GetServerTrailingMetadata(), key);
   };
   EXPECT_EQ(trailer("ce-correlationid"), "plain-2");
   EXPECT_EQ(trailer("ce-type"), "test.v1.Echo/Say");
@@ -645,11 +650,8 @@ TEST(GrpcTransportTest, FullMetadataRepeatsTheReplyAttributesAsInitialMetadata) 
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   ::grpc::Status s = stub->Call(&ctx, request, &reply);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  const auto& md = ctx.GetServerInitialMetadata();
   auto get = [&](const std::string& key) {
-    auto it = md.find(key);
-    return it == md.end() ? std::string("<missing>")
-                          : std::string(it->second.data(), it->second.size());
+    return ReceivedValue(ctx.GetServerInitialMetadata(), key);
   };
   EXPECT_EQ(get("ce-correlationid"), "plain-3");
   EXPECT_EQ(get("ce-type"), "test.v1.Echo/Say");

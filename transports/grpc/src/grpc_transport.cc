@@ -121,12 +121,6 @@ bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
       .ok();
 }
 
-// An envelope's protobuf form, written straight from the envelope into one
-// gRPC slice (envelope_wire.h): no v1::Envelope is built, so no attribute is
-// copied into one. With `field` > 0 the envelope is that field of a request
-// message, and `text` (left out when empty) its field `text_field`:
-// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
-// group = 2}, ReplyRequest{inbox = 1, reply = 2}.
 // Reads an envelope's protobuf form from a received buffer: in place when it
 // is one slice (the usual case), else from a copy in one slice.
 absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
@@ -139,6 +133,12 @@ absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
       std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()), out, rest);
 }
 
+// An envelope's protobuf form, written straight from the envelope into one
+// gRPC slice (envelope_wire.h): no v1::Envelope is built, so no attribute is
+// copied into one. With `field` > 0 the envelope is that field of a request
+// message, and `text` (left out when empty) its field `text_field`:
+// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
+// group = 2}, ReplyRequest{inbox = 1, reply = 2}.
 ByteBuffer EnvelopeBuffer(const Envelope& env, int field = 0, int text_field = 0,
                           std::string_view text = {}) {
   const size_t envelope_size = internal::EnvelopeWireSize(env);

@@ -1,5 +1,6 @@
-// envelope_wire.h: the protobuf form of an envelope written straight from
-// the envelope, for transports whose body is a `v1.Envelope`.
+// envelope_wire.h: the protobuf form of an envelope, written straight from
+// and read straight into an `Envelope`, for transports whose body is a
+// `v1.Envelope` (the gRPC transport).
 //
 // `ToProto` followed by serialization copies every attribute into the
 // message (the long ones are an allocation each) and walks the message

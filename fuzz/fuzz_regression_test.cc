@@ -28,6 +28,7 @@ struct Target {
 SB_DECLARE_FUZZ(config)
 SB_DECLARE_FUZZ(trace_context)
 SB_DECLARE_FUZZ(envelope_proto)
+SB_DECLARE_FUZZ(cloudevent_proto)
 SB_DECLARE_FUZZ(payload)
 #ifdef SWITCHBOARD_FUZZ_HAS_nats_headers
 SB_DECLARE_FUZZ(nats_headers)
@@ -46,6 +47,7 @@ std::vector<Target> Targets() {
       {"config", &SwitchboardFuzz_config},
       {"trace_context", &SwitchboardFuzz_trace_context},
       {"envelope_proto", &SwitchboardFuzz_envelope_proto},
+      {"cloudevent_proto", &SwitchboardFuzz_cloudevent_proto},
       {"payload", &SwitchboardFuzz_payload},
 #ifdef SWITCHBOARD_FUZZ_HAS_nats_headers
       {"nats_headers", &SwitchboardFuzz_nats_headers},

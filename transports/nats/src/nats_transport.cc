@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/function_ref.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,6 +30,7 @@
 #include "nats_wire.h"
 #include "sv.h"
 #include "switchboard/clock.h"
+#include "switchboard/internal/cloudevent_wire.h"
 #include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
@@ -76,6 +78,8 @@ struct Settings {
   // Client-side buffering per core NATS subscription; 0 = unlimited.
   int pending_messages_limit = 0;
   int pending_bytes_limit = 0;
+  // How this transport sends envelopes (a reply follows its request's).
+  ContentMode content_mode = ContentMode::kStructured;
 };
 
 absl::Duration FromProto(const google::protobuf::Duration& d) {
@@ -141,20 +145,45 @@ struct MsgDeleter {
 };
 using MsgPtr = std::unique_ptr<natsMsg, MsgDeleter>;
 
+// A message carrying `env` in `mode`: structured, the envelope is one
+// CloudEvents protobuf body under a single `Content-Type` header; binary,
+// the data is the body and every attribute a `ce-` header.
 absl::StatusOr<MsgPtr> BuildMsg(const std::string& subject, const char* reply,
-                                const Envelope& env, std::string_view msg_id = {}) {
+                                const Envelope& env, ContentMode mode,
+                                std::string_view msg_id = {}) {
   natsMsg* raw = nullptr;
-  natsStatus s = natsMsg_Create(&raw, subject.c_str(), reply, env.data.data(),
-                                static_cast<int>(env.data.size()));
+  natsStatus s;
+  if (mode == ContentMode::kStructured) {
+    const size_t size = internal::CloudEventWireSize(env);
+    if (size > static_cast<size_t>(std::numeric_limits<int>::max())) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("nats: a message of ", size, " bytes cannot be sent"));
+    }
+    // cnats copies the body into the message: written on the stack when it
+    // is small, to spare an allocation.
+    absl::InlinedVector<uint8_t, 1024> body(size);
+    internal::WriteCloudEventWire(env, body.data());
+    s = natsMsg_Create(&raw, subject.c_str(), reply, reinterpret_cast<const char*>(body.data()),
+                       static_cast<int>(size));
+  } else {
+    s = natsMsg_Create(&raw, subject.c_str(), reply, env.data.data(),
+                       static_cast<int>(env.data.size()));
+  }
   if (s != NATS_OK) return NatsError(s, absl::StrCat("cannot build a NATS message for ", subject));
   MsgPtr msg(raw);
-  // The views are NUL-terminated; cnats copies them.
   std::string_view failed;
-  ForEachHeader(env, [&](std::string_view key, std::string_view value) {
-    if (s != NATS_OK) return;
-    s = natsMsgHeader_Set(msg.get(), key.data(), value.data());
-    if (s != NATS_OK) failed = key;
-  });
+  if (mode == ContentMode::kStructured) {
+    s = natsMsgHeader_Set(msg.get(), kContentTypeHeader.data(),
+                          internal::kCloudEventsProtobuf.data());
+    if (s != NATS_OK) failed = kContentTypeHeader;
+  } else {
+    // The views are NUL-terminated; cnats copies them.
+    ForEachHeader(env, [&](std::string_view key, std::string_view value) {
+      if (s != NATS_OK) return;
+      s = natsMsgHeader_Set(msg.get(), key.data(), value.data());
+      if (s != NATS_OK) failed = key;
+    });
+  }
   if (s != NATS_OK) {
     return NatsError(s, absl::StrCat("cannot set NATS header ", Sv(failed)));
   }
@@ -175,10 +204,20 @@ absl::StatusOr<MsgPtr> BuildMsg(const std::string& subject, const char* reply,
 struct ReceivedHeaders {
   absl::InlinedVector<HeaderView, 24> views;
   uint64_t bytes = 0;
+  // Structured when `Content-Type` says CloudEvents (the binding's rule).
+  ContentMode mode = ContentMode::kBinary;
 
   std::string_view Get(std::string_view key) const {
     for (const HeaderView& h : views) {
       if (h.key == key) return h.value;
+    }
+    return {};
+  }
+
+  // `Content-Type` (any spelling of the key), empty without one.
+  std::string_view ContentType() const {
+    for (const HeaderView& h : views) {
+      if (absl::EqualsIgnoreCase(Sv(h.key), Sv(kContentTypeHeader))) return h.value;
     }
     return {};
   }
@@ -198,15 +237,37 @@ ReceivedHeaders ReadHeaders(natsMsg* msg) {
     out.views.push_back(h);
   }
   free(static_cast<void*>(keys));
+  if (absl::StartsWithIgnoreCase(Sv(out.ContentType()), "application/cloudevents")) {
+    out.mode = ContentMode::kStructured;
+  }
   return out;
 }
 
 std::string MsgData(natsMsg* msg);
 
-// The envelope of a received message from its headers (no copies of keys or
-// values before the envelope's own).
+// The envelope of a received message, in either content mode (no copies of
+// keys, values or the body before the envelope's own).
 absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg, const ReceivedHeaders& headers) {
-  return EnvelopeFromHeaders(headers.views, MsgData(msg));
+  if (headers.mode == ContentMode::kBinary) return EnvelopeFromHeaders(headers.views, MsgData(msg));
+  // The format is the media type without parameters.
+  std::string_view type = headers.ContentType();
+  type = type.substr(0, std::min(type.find(';'), type.size()));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  if (!absl::EqualsIgnoreCase(Sv(type), Sv(internal::kCloudEventsProtobuf))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "structured-mode CloudEvents in the format ", Sv(type.substr(0, 64)),
+        " are not supported; send ", Sv(internal::kCloudEventsProtobuf),
+        " or binary mode (ce-* headers)"));
+  }
+  const char* data = natsMsg_GetData(msg);
+  const int len = natsMsg_GetDataLength(msg);
+  Envelope env = internal::NewEnvelope();
+  absl::Status read = internal::ReadCloudEventWire(
+      data == nullptr || len <= 0 ? std::string_view()
+                                  : std::string_view(data, static_cast<size_t>(len)),
+      &env);
+  if (!read.ok()) return read;
+  return env;
 }
 
 std::string MsgData(natsMsg* msg) {
@@ -272,7 +333,12 @@ class State {
   jsCtx* js() const { return js_; }
 
   // ---- publishing ----
-  absl::Status PublishCore(const std::string& subject, const Envelope& env);
+  // Core NATS publish in the transport's content mode, or in `mode` (a
+  // reply goes in its request's).
+  absl::Status PublishCore(const std::string& subject, const Envelope& env) {
+    return PublishCore(subject, env, s_.content_mode);
+  }
+  absl::Status PublishCore(const std::string& subject, const Envelope& env, ContentMode mode);
   // JetStream publish with Nats-Msg-Id = DedupId(env); `done` runs once the
   // server acknowledged (or refused) it, on the pub-ack thread.
   void PublishJs(const std::string& subject, const Envelope& env, DoneCallback done);
@@ -613,8 +679,9 @@ void State::OnAsyncError(natsConnection*, natsSubscription*, natsStatus, void* c
   if (ctx->st != nullptr) ctx->st->async_errors.fetch_add(1);
 }
 
-absl::Status State::PublishCore(const std::string& subject, const Envelope& env) {
-  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, nullptr, env);
+absl::Status State::PublishCore(const std::string& subject, const Envelope& env,
+                                ContentMode mode) {
+  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, nullptr, env, mode);
   if (!msg.ok()) return msg.status();
   natsStatus s = natsConnection_PublishMsg(nc_, msg->get());
   if (s != NATS_OK) {
@@ -626,7 +693,7 @@ absl::Status State::PublishCore(const std::string& subject, const Envelope& env)
 
 void State::PublishJs(const std::string& subject, const Envelope& env, DoneCallback done) {
   std::string msg_id = DedupId(env);
-  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, nullptr, env);
+  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, nullptr, env, s_.content_mode);
   if (!msg.ok()) {
     std::move(done)(msg.status());
     return;
@@ -815,7 +882,7 @@ void State::Request(Envelope&& request, ReplyCallback on_reply) {
   char reply[kMaxReplySubject];
   absl::numbers_internal::FastIntToBuffer(
       token, std::copy(inbox_prefix_.begin(), inbox_prefix_.end(), reply));
-  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply, request);
+  absl::StatusOr<MsgPtr> msg = BuildMsg(subject, reply, request, s_.content_mode);
   if (!msg.ok()) {
     std::move(on_reply)(msg.status());
     return;
@@ -908,11 +975,12 @@ struct ServeState {
 class ServeReply {
  public:
   ServeReply(std::shared_ptr<ServeState> ss, std::string reply_subject, std::string request_id,
-             std::string type)
+             std::string type, ContentMode mode)
       : ss_(std::move(ss)),
         reply_subject_(std::move(reply_subject)),
         request_id_(std::move(request_id)),
-        type_(std::move(type)) {}
+        type_(std::move(type)),
+        mode_(mode) {}
   ServeReply(ServeReply&&) = default;
   ServeReply& operator=(ServeReply&&) = default;
   ~ServeReply() {
@@ -944,7 +1012,7 @@ class ServeReply {
     if (out.type.empty()) out.type = type_;
     if (out.correlation_id.empty()) out.correlation_id = request_id_;
     if (out.time == absl::UnixEpoch()) out.time = st.clock()->Now();
-    if (!st.closed()) (void)st.PublishCore(reply_subject_, out);
+    if (!st.closed()) (void)st.PublishCore(reply_subject_, out, mode_);
     internal::RecycleEnvelope(std::move(out));
     ss->Done();
   }
@@ -953,6 +1021,7 @@ class ServeReply {
   std::string reply_subject_;
   std::string request_id_;
   std::string type_;
+  ContentMode mode_;  // the request's: the reply goes the same way
 };
 
 void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) {
@@ -963,6 +1032,9 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
   State& st = *(*ss)->st;
   const char* reply_c = natsMsg_GetReply(raw);
   std::string reply_subject = reply_c == nullptr ? "" : reply_c;
+  const ReceivedHeaders headers = ReadHeaders(raw);
+  // Replies travel in the request's content mode.
+  const ContentMode mode = headers.mode;
   // Bad input is answered (when there is a reply subject) and counted.
   auto reject = [&](const absl::Status& why) {
     st.bad_input.fetch_add(1);
@@ -975,9 +1047,8 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
     out.style = Style::kRequest;
     out.status = absl::Status(
         why.code(), absl::StrCat("request to ", (*ss)->operation, " rejected: ", why.message()));
-    (void)st.PublishCore(reply_subject, out);
+    (void)st.PublishCore(reply_subject, out, mode);
   };
-  const ReceivedHeaders headers = ReadHeaders(raw);
   if (absl::Status size = st.CheckSize(raw, headers, (*ss)->operation); !size.ok()) {
     reject(size);
     return;
@@ -1014,11 +1085,12 @@ void OnServeMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure)
     out.time = st.clock()->Now();
     out.status = absl::UnavailableError(
         absl::StrCat("server of ", (*ss)->operation, " is shutting down; retry"));
-    (void)st.PublishCore(reply_subject, out);
+    (void)st.PublishCore(reply_subject, out, mode);
     return;
   }
-  (*ss)->handler(*std::move(env), ReplyCallback(ServeReply(*ss, std::move(reply_subject),
-                                                           std::move(id), std::move(type))));
+  (*ss)->handler(*std::move(env),
+                 ReplyCallback(ServeReply(*ss, std::move(reply_subject), std::move(id),
+                                          std::move(type), mode)));
 }
 
 class ServeSubscription final : public Subscription {
@@ -1086,8 +1158,10 @@ struct ConsumerState : std::enable_shared_from_this<ConsumerState> {
 
   void Apply(Envelope& env, const std::string& ack_subject, Settle action, absl::Duration delay,
              const absl::Status& reason);
-  void DeadLetterRaw(const ReceivedHeaders& headers, std::string data, const absl::Status& reason,
-                     const std::string& ack_subject);
+  // Dead-letters a message that did not decode (`keep_data`: its body goes
+  // along) or is too large (the body stays out).
+  void DeadLetterRaw(natsMsg* msg, const ReceivedHeaders& headers, bool keep_data,
+                     const absl::Status& reason, const std::string& ack_subject);
   void Deliver(Envelope env, std::string ack_subject);
 };
 
@@ -1189,23 +1263,33 @@ void ConsumerState::Apply(Envelope& env, const std::string& ack_subject, Settle 
   }
 }
 
-void ConsumerState::DeadLetterRaw(const ReceivedHeaders& headers, std::string data,
+void ConsumerState::DeadLetterRaw(natsMsg* msg, const ReceivedHeaders& headers, bool keep_data,
                                   const absl::Status& reason, const std::string& ack_subject) {
   State& s = *st;
   s.bad_input.fetch_add(1);
   Envelope env;
-  auto raw = [&headers](std::string_view key) { return std::string(headers.Get(key)); };
-  env.id = raw("ce-id");
-  if (env.id.empty()) env.id = NewMessageId();
-  env.source = raw("ce-source");
-  if (env.source.empty()) env.source = s.source();
-  env.type = operation;
-  env.time = s.clock()->Now();
-  env.data_content_type = raw("ce-datacontenttype");
-  if (env.data_content_type.empty()) env.data_content_type = raw(kContentTypeHeader);
-  if (env.data_content_type.empty()) env.data_content_type = "application/octet-stream";
-  env.style = kind == Kind::kEvent ? Style::kEvent : Style::kCommand;
-  env.data = std::move(data);
+  // A structured message refused for its size still reads: its own
+  // attributes, without the payload.
+  absl::StatusOr<Envelope> decoded = absl::UnknownError("not decoded");
+  if (!keep_data && headers.mode == ContentMode::kStructured) decoded = DecodeMsg(msg, headers);
+  if (decoded.ok()) {
+    env = *std::move(decoded);
+    env.data.clear();
+  } else {
+    // What the headers say (binary mode), the rest filled in.
+    auto raw = [&headers](std::string_view key) { return std::string(headers.Get(key)); };
+    env.id = raw("ce-id");
+    if (env.id.empty()) env.id = NewMessageId();
+    env.source = raw("ce-source");
+    if (env.source.empty()) env.source = s.source();
+    env.type = operation;
+    env.time = s.clock()->Now();
+    env.data_content_type = raw("ce-datacontenttype");
+    if (env.data_content_type.empty()) env.data_content_type = std::string(headers.ContentType());
+    if (env.data_content_type.empty()) env.data_content_type = "application/octet-stream";
+    env.style = kind == Kind::kEvent ? Style::kEvent : Style::kCommand;
+    if (keep_data) env.data = MsgData(msg);
+  }
   env = WithDeadLetterReason(std::move(env), reason);
   if (jetstream) {
     std::shared_ptr<State> keep = st;
@@ -1229,12 +1313,12 @@ void OnCoreMsg(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) 
   MsgPtr msg(raw);
   const ReceivedHeaders headers = ReadHeaders(raw);
   if (absl::Status size = cs->st->CheckSize(raw, headers, cs->operation); !size.ok()) {
-    cs->DeadLetterRaw(headers, std::string(), size, "");  // attributes and reason only
+    cs->DeadLetterRaw(raw, headers, false, size, "");  // attributes and reason only
     return;
   }
   absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
-    cs->DeadLetterRaw(headers, MsgData(raw), env.status(), "");
+    cs->DeadLetterRaw(raw, headers, true, env.status(), "");
     return;
   }
   while (!cs->AcquireSlot(absl::Milliseconds(200))) {
@@ -1254,12 +1338,12 @@ void HandleJsMsg(const std::shared_ptr<ConsumerState>& cs, natsMsg* raw) {
   if (absl::Status size = cs->st->CheckSize(raw, headers, cs->operation); !size.ok()) {
     // Dead-lettered with its attributes and the reason but not the payload,
     // so the copy always fits (and a reader with the same limit can read it).
-    cs->DeadLetterRaw(headers, std::string(), size, ack_subject);
+    cs->DeadLetterRaw(raw, headers, false, size, ack_subject);
     return;
   }
   absl::StatusOr<Envelope> env = DecodeMsg(raw, headers);
   if (!env.ok()) {
-    cs->DeadLetterRaw(headers, MsgData(raw), env.status(), ack_subject);
+    cs->DeadLetterRaw(raw, headers, true, env.status(), ack_subject);
     return;
   }
   jsMsgMetaData* meta = nullptr;
@@ -1700,6 +1784,13 @@ absl::StatusOr<Settings> ParseSettings(absl::string_view name, const v1::NatsOpt
   s.pending_messages_limit = o.pending_messages_limit();
   s.pending_bytes_limit = static_cast<int>(o.pending_bytes_limit());
   if (!o.subject_prefix().empty()) s.prefix = o.subject_prefix();
+  if (o.content_mode() == "binary") {
+    s.content_mode = ContentMode::kBinary;
+  } else if (!o.content_mode().empty() && o.content_mode() != "structured") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nats transport \"", name, "\": `content_mode` is \"", o.content_mode(),
+                     "\"; must be structured (the default) or binary"));
+  }
   if (s.ack_wait <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         absl::StrCat("nats transport \"", name, "\": `ack_wait` must be positive"));

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "sv.h"
+#include "switchboard/internal/attribute_names.h"
 #include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 
@@ -27,27 +28,8 @@ int HexValue(char c) {
   return -1;
 }
 
-// Attributes with a field of their own; an extension with one of these names
-// would be ambiguous on the wire.
-bool IsMappedAttribute(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "id",          "source",         "specversion",   "type",          "time",
-      "datacontenttype", "subject",    "traceparent",   "tracestate",    "idempotencykey",
-      "expirytime",  "correlationid",  "replyto",       "attempt",       "style",
-      "statuscode",  "statusmessage"};
-  for (std::string_view n : kNames) {
-    if (n == name) return true;
-  }
-  return false;
-}
-
-bool IsAttributeName(std::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
-  }
-  return true;
-}
+using internal::IsAttributeName;
+using internal::IsMappedAttribute;
 
 // Unquotes an RFC 7230 quoted-string ("..." with \-escapes); other text is
 // returned unchanged.

@@ -36,6 +36,12 @@ struct HeaderView {
   std::string_view value;
 };
 
+// The binding's two content modes. Binary: the data is the body and each
+// attribute a `ce-<name>` header (this file). Structured: the whole envelope
+// is the body in a CloudEvents format named by `Content-Type`
+// (switchboard/internal/cloudevent_wire.h, the protobuf format).
+enum class ContentMode { kStructured, kBinary };
+
 inline constexpr std::string_view kMsgIdHeader = "Nats-Msg-Id";
 inline constexpr std::string_view kContentTypeHeader = "Content-Type";
 inline constexpr std::string_view kCePrefix = "ce-";

@@ -1,9 +1,11 @@
-// The transport conformance suite on NATS, twice: JetStream and core NATS.
+// The transport conformance suite on NATS: JetStream and core NATS in the
+// default (structured) content mode, and core NATS in binary mode.
 // Each harness uses its own subject prefix (run id + counter), so runs and
 // cases never share a subject, stream or consumer.
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "conformance.h"
@@ -15,8 +17,9 @@ namespace {
 
 class NatsHarness final : public conformance::Harness {
  public:
-  explicit NatsHarness(bool jetstream)
+  explicit NatsHarness(bool jetstream, std::string content_mode = "")
       : jetstream_(jetstream),
+        content_mode_(std::move(content_mode)),
         prefix_(absl::StrCat("sbconf.", jetstream ? "js." : "core.", testing::UniqueId())) {}
 
   Features features() const override { return NatsFeatures(jetstream_); }
@@ -26,7 +29,7 @@ class NatsHarness final : public conformance::Harness {
       return absl::FailedPreconditionError(
           "SWITCHBOARD_TEST_NATS_URL is not set; run under scripts/with-servers.sh");
     }
-    absl::StatusOr<std::unique_ptr<Transport>> t = testing::NewTestTransport(jetstream_, prefix_);
+    absl::StatusOr<std::unique_ptr<Transport>> t = testing::NewTestTransport(jetstream_, prefix_, nullptr, content_mode_);
     if (!t.ok()) return t.status();
     return std::shared_ptr<Transport>(*std::move(t));
   }
@@ -40,6 +43,7 @@ class NatsHarness final : public conformance::Harness {
 
  private:
   bool jetstream_;
+  std::string content_mode_;
   std::string prefix_;
 };
 
@@ -58,3 +62,6 @@ SWITCHBOARD_CONFORMANCE(NatsJetStream,
                         [] { return std::make_unique<switchboard::nats::NatsHarness>(true); });
 SWITCHBOARD_CONFORMANCE(NatsCore,
                         [] { return std::make_unique<switchboard::nats::NatsHarness>(false); });
+SWITCHBOARD_CONFORMANCE(NatsCoreBinary, [] {
+  return std::make_unique<switchboard::nats::NatsHarness>(false, "binary");
+});

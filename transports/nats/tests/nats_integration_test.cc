@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "io/cloudevents/v1/cloudevents.pb.h"
 #include "nats_names.h"
 #include "nats_test_env.h"
 #include "switchboard/clock.h"
@@ -396,6 +397,158 @@ TEST_P(NatsTest, BadHeadersFromAForeignPublisherAreDeadLetteredWithTheReason) {
   EXPECT_EQ(Stats(*transport_).bad_input, 1);
 }
 
+// The header a plain client reads, or "" without it.
+std::string HeaderOf(natsMsg* msg, const char* key) {
+  const char* value = nullptr;
+  return natsMsgHeader_Get(msg, key, &value) == NATS_OK && value != nullptr ? value : "";
+}
+
+TEST_P(NatsTest, APlainClientCallsInTheCloudEventsProtobufFormat) {
+  std::string op = Op("Plain/Call");
+  auto sub = transport_->Serve(Ep(op), [](Envelope req, ReplyCallback reply) {
+    Envelope out;
+    out.data = req.data == "ping" && req.id == "plain-1" && req.extensions["tenant"] == "acme"
+                   ? "pong"
+                   : "unexpected request";
+    out.data_content_type = "text/plain";
+    std::move(reply)(std::move(out));
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+
+  io::cloudevents::v1::CloudEvent ce;
+  ce.set_id("plain-1");
+  ce.set_source("//plain-client");
+  ce.set_spec_version("1.0");
+  ce.set_type(op);
+  (*ce.mutable_attributes())["datacontenttype"].set_ce_string("text/plain");
+  (*ce.mutable_attributes())["tenant"].set_ce_string("acme");
+  ce.set_text_data("ping");
+  const std::string body = ce.SerializeAsString();
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
+  natsMsg* req = nullptr;
+  std::string subject = OperationSubject(prefix_, Kind::kRequest, op);
+  ASSERT_EQ(natsMsg_Create(&req, subject.c_str(), nullptr, body.data(),
+                           static_cast<int>(body.size())),
+            NATS_OK);
+  natsMsgHeader_Set(req, "Content-Type", "application/cloudevents+protobuf");
+  natsMsg* reply = nullptr;
+  ASSERT_EQ(natsConnection_RequestMsg(&reply, nc, req, 5000), NATS_OK);
+  // The reply comes back in the request's format, every attribute in it.
+  EXPECT_EQ(HeaderOf(reply, "Content-Type"), "application/cloudevents+protobuf");
+  EXPECT_EQ(HeaderOf(reply, "ce-id"), "");
+  io::cloudevents::v1::CloudEvent got;
+  ASSERT_TRUE(got.ParseFromArray(natsMsg_GetData(reply), natsMsg_GetDataLength(reply)));
+  EXPECT_EQ(got.text_data(), "pong");
+  EXPECT_EQ(got.attributes().at("correlationid").ce_string(), "plain-1");
+  EXPECT_EQ(got.attributes().at("datacontenttype").ce_string(), "text/plain");
+  EXPECT_FALSE(got.id().empty());
+  natsMsg_Destroy(reply);
+  natsMsg_Destroy(req);
+  natsConnection_Destroy(nc);
+  EXPECT_EQ(Stats(*transport_).bad_input, 0);
+}
+
+TEST_P(NatsTest, ContentModeDecidesWhatAPlainSubscriberSees) {
+  std::string op = Op("Seen/Happened");
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
+  natsSubscription* sub = nullptr;
+  std::string subject = OperationSubject(prefix_, Kind::kEvent, op);
+  ASSERT_EQ(natsConnection_SubscribeSync(&sub, nc, subject.c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+  auto binary = NewTestTransport(jetstream(), prefix_, nullptr, "binary");
+  ASSERT_TRUE(binary.ok()) << binary.status();
+
+  // One at a time: two connections' messages may arrive in either order.
+  Envelope structured_event = MakeEnvelope(op, "first");
+  Done sent;
+  transport_->Publish(structured_event, sent.Callback());
+  ASSERT_TRUE(sent.Wait().ok());
+  // Structured (the default): one header, the envelope in the body.
+  natsMsg* msg = nullptr;
+  ASSERT_EQ(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK);
+  EXPECT_EQ(HeaderOf(msg, "Content-Type"), "application/cloudevents+protobuf");
+  EXPECT_EQ(HeaderOf(msg, "ce-id"), "");
+  io::cloudevents::v1::CloudEvent ce;
+  ASSERT_TRUE(ce.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)));
+  EXPECT_EQ(ce.id(), structured_event.id);
+  EXPECT_EQ(ce.binary_data(), "first");
+  natsMsg_Destroy(msg);
+
+  Envelope binary_event = MakeEnvelope(op, "second");
+  Done sent_binary;
+  (*binary)->Publish(binary_event, sent_binary.Callback());
+  ASSERT_TRUE(sent_binary.Wait().ok());
+  // Binary: the data as the body, the attributes as headers.
+  ASSERT_EQ(natsSubscription_NextMsg(&msg, sub, 5000), NATS_OK);
+  EXPECT_EQ(HeaderOf(msg, "Content-Type"), "");
+  EXPECT_EQ(HeaderOf(msg, "ce-id"), binary_event.id);
+  EXPECT_EQ(std::string(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)), "second");
+  natsMsg_Destroy(msg);
+  natsSubscription_Destroy(sub);
+  natsConnection_Destroy(nc);
+}
+
+TEST_P(NatsTest, UnreadableStructuredMessagesAreDeadLetteredWithTheReason) {
+  std::string op = Op("Strict/Structured");
+  std::atomic<int> calls{0};
+  Inbox<std::unique_ptr<Delivery>> dead;
+  auto consumer = transport_->Consume(Ep(op), [&](std::unique_ptr<Delivery> d) {
+    ++calls;
+    d->Ack();
+  });
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  auto dlq = transport_->Consume(Ep(DeadLetterAddress(op)),
+                                 [&](std::unique_ptr<Delivery> d) { dead.Push(std::move(d)); });
+  ASSERT_TRUE(dlq.ok()) << dlq.status();
+
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
+  jsCtx* js = nullptr;
+  if (jetstream()) ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  std::string subject = OperationSubject(prefix_, Kind::kCommand, op);
+  auto send = [&](const char* content_type, std::string_view body) {
+    natsMsg* msg = nullptr;
+    ASSERT_EQ(natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(),
+                             static_cast<int>(body.size())),
+              NATS_OK);
+    natsMsgHeader_Set(msg, "Content-Type", content_type);
+    if (js != nullptr) {
+      jsPubAck* ack = nullptr;
+      ASSERT_EQ(js_PublishMsg(&ack, js, msg, nullptr, nullptr), NATS_OK);
+      jsPubAck_Destroy(ack);
+    } else {
+      ASSERT_EQ(natsConnection_PublishMsg(nc, msg), NATS_OK);
+    }
+    natsMsg_Destroy(msg);
+  };
+  send("application/cloudevents+protobuf", "\x0A\x09short");  // id: a length beyond the end
+  send("application/cloudevents+json", R"({"specversion": "1.0"})");
+  ASSERT_EQ(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+  if (js != nullptr) jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+
+  std::vector<std::string> reasons;
+  for (int i = 0; i < 2; ++i) {
+    auto d = dead.Pop();
+    ASSERT_NE(d, nullptr);
+    const Envelope& e = (*d)->envelope();
+    // Nothing is lost: the body goes along under its own media type.
+    EXPECT_THAT(e.data, ::testing::AnyOf("\x0A\x09short", R"({"specversion": "1.0"})"));
+    EXPECT_THAT(e.data_content_type, HasSubstr("application/cloudevents+"));
+    EXPECT_EQ(e.extensions.at(std::string(attr::kDeadLetterCode)), "INVALID_ARGUMENT");
+    reasons.push_back(e.extensions.at(std::string(attr::kDeadLetterReason)));
+    (*d)->Ack();
+  }
+  EXPECT_THAT(reasons, ::testing::UnorderedElementsAre(
+                           HasSubstr("not a protobuf CloudEvent: field `id` does not read"),
+                           HasSubstr("format application/cloudevents+json are not supported")));
+  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(DeadLettered(*transport_, 2), 2);
+  EXPECT_EQ(Stats(*transport_).bad_input, 2);
+}
+
 TEST_P(NatsTest, SubscriptionTeardownIsPrompt) {
   std::string op = Op("Idle/Work");
   auto consumer = transport_->Consume(Ep(op), [](std::unique_ptr<Delivery> d) { d->Ack(); });
@@ -565,6 +718,15 @@ TEST_P(NatsTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcesse
   EXPECT_EQ(dead.Pop(absl::Milliseconds(300)), nullptr);     // and was not redelivered
   EXPECT_EQ(Stats(*small).bad_input, 1);
   EXPECT_EQ(DeadLettered(*small, 1), 1);
+}
+
+TEST(NatsConfig, AnUnknownContentModeIsRejectedNamingTheSetting) {
+  // Checked before connecting: no server needed.
+  v1::TransportConfig config = TestConfig(false, "sbit.config", "sometimes");
+  TransportEnv env;
+  auto t = MakeNatsTransport("bad", config, env);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("`content_mode` is \"sometimes\""));
 }
 
 TEST(NatsConfig, BadPendingLimitsAreRejectedNamingTheSetting) {

@@ -29,7 +29,8 @@ std::string UniqueId() {
   return absl::StrCat(run, "n", counter.fetch_add(1));
 }
 
-v1::TransportConfig TestConfig(bool jetstream, const std::string& prefix) {
+v1::TransportConfig TestConfig(bool jetstream, const std::string& prefix,
+                               const std::string& content_mode) {
   v1::TransportConfig config;
   config.set_type("nats");
   v1::NatsOptions* o = config.mutable_nats();
@@ -39,16 +40,18 @@ v1::TransportConfig TestConfig(bool jetstream, const std::string& prefix) {
   o->mutable_ack_wait()->set_seconds(5);
   o->mutable_max_age()->set_seconds(3600);
   o->mutable_reconnect_wait()->set_nanos(100'000'000);
+  o->set_content_mode(content_mode);
   return config;
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> NewTestTransport(bool jetstream,
                                                             const std::string& prefix,
-                                                            Clock* clock) {
+                                                            Clock* clock,
+                                                            const std::string& content_mode) {
   TransportEnv env;
   env.clock = clock != nullptr ? clock : &Clock::Real();
   env.source = absl::StrCat("//nats-test/", UniqueId());
-  return MakeNatsTransport("bus", TestConfig(jetstream, prefix), env);
+  return MakeNatsTransport("bus", TestConfig(jetstream, prefix, content_mode), env);
 }
 
 }  // namespace switchboard::nats::testing

@@ -18,11 +18,13 @@ bool ServersRequired();
 // Unique per process and call: "r<pid>x<time>n<counter>".
 std::string UniqueId();
 // A config for the test server with a unique subject prefix.
-v1::TransportConfig TestConfig(bool jetstream, const std::string& prefix);
+// `content_mode`: "" (the default, structured) or "binary".
+v1::TransportConfig TestConfig(bool jetstream, const std::string& prefix,
+                               const std::string& content_mode = "");
 // `clock` null = the real clock.
-absl::StatusOr<std::unique_ptr<Transport>> NewTestTransport(bool jetstream,
-                                                            const std::string& prefix,
-                                                            Clock* clock = nullptr);
+absl::StatusOr<std::unique_ptr<Transport>> NewTestTransport(
+    bool jetstream, const std::string& prefix, Clock* clock = nullptr,
+    const std::string& content_mode = "");
 
 }  // namespace switchboard::nats::testing
 

@@ -8,7 +8,7 @@
 //                   [--concurrency=1,16] [--only=raw|sb]      (one row, for perf)
 //                   [--inline-handlers]   (HandlerOptions.inline_execution on the sb side)
 //                   [--raw-headers]   (raw cnats / Proton messages carry an envelope's headers)
-//                   [--nats-content-mode=binary]   (the sb side's NATS content mode)
+//                   [--content-mode=binary]   (the sb side's NATS and AMQP content mode)
 //                   [--idle-spin=MICROS]  (node.handler_idle_spin on the sb side)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw]                          (requests only, for callgrind)
@@ -92,8 +92,8 @@ struct Flags {
   bool inline_handlers = false;
   // The raw NATS side sends and reads an envelope's header set too.
   bool raw_headers = false;
-  // The NATS transports' `content_mode`; empty: the default (structured).
-  std::string nats_content_mode;
+  // The NATS and AMQP transports' `content_mode`; empty: the default (structured).
+  std::string content_mode;
   // node.handler_idle_spin in microseconds; negative: the node's default.
   int idle_spin_us = -1;
 };
@@ -141,8 +141,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
         f->concurrencies.push_back(std::clamp(std::atoi(c.c_str()), 1, kMaxConcurrency));
     } else if (a == "--raw-headers") {
       f->raw_headers = true;
-    } else if (auto v = value("--nats-content-mode")) {
-      f->nats_content_mode = *v;
+    } else if (auto v = value("--content-mode")) {
+      f->content_mode = *v;
     } else if (a == "--inline-handlers") {
       f->inline_handlers = true;
     } else if (auto v = value("--idle-spin")) {
@@ -322,7 +322,7 @@ v1::Policy DefaultPolicy() {
 struct Env {
   std::string run_id;
   bool raw_headers = false;
-  std::string nats_content_mode;
+  std::string content_mode;
   int idle_spin_us = -1;
   std::string nats_url;
   std::string amqp_url;
@@ -346,7 +346,7 @@ absl::StatusOr<v1::TransportConfig> TransportFor(const std::string& name, const 
     t.mutable_nats()->set_jetstream(name == "nats-js");
     t.mutable_nats()->set_subject_prefix("sbbench" + env.run_id + (name == "nats-js" ? "j" : "c"));
     t.mutable_nats()->mutable_max_age()->set_seconds(600);
-    t.mutable_nats()->set_content_mode(env.nats_content_mode);
+    t.mutable_nats()->set_content_mode(env.content_mode);
   } else if (name == "amqp") {
     if (env.amqp_url.empty()) return absl::NotFoundError("SWITCHBOARD_TEST_AMQP_URL is not set");
     t.set_type("amqp");
@@ -354,6 +354,7 @@ absl::StatusOr<v1::TransportConfig> TransportFor(const std::string& name, const 
     t.mutable_amqp()->set_management_url(env.amqp_mgmt);
     t.mutable_amqp()->set_address_prefix("sbbench" + env.run_id + ".");
     t.mutable_amqp()->mutable_close_timeout()->set_nanos(500'000'000);
+    t.mutable_amqp()->set_content_mode(env.content_mode);
   } else {
     return absl::InvalidArgumentError("unknown transport " + name);
   }
@@ -947,7 +948,7 @@ int Main(int argc, char** argv) {
   Env env;
   env.run_id = std::to_string(getpid()) + "x" + std::to_string(std::time(nullptr) % 100000);
   env.raw_headers = flags.raw_headers;
-  env.nats_content_mode = flags.nats_content_mode;
+  env.content_mode = flags.content_mode;
   env.idle_spin_us = flags.idle_spin_us;
   env.nats_url = Getenv("SWITCHBOARD_TEST_NATS_URL");
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
@@ -989,9 +990,9 @@ int Main(int argc, char** argv) {
     notes.push_back("--raw-headers: the raw NATS messages carry the header set of a Switchboard "
                     "envelope (13 headers), the raw AMQP messages its application properties "
                     "and message fields, and the raw receivers read every one");
-  if (!flags.nats_content_mode.empty())
-    notes.push_back("--nats-content-mode=" + flags.nats_content_mode +
-                    ": the Switchboard side's NATS transports send in that content mode");
+  if (!flags.content_mode.empty())
+    notes.push_back("--content-mode=" + flags.content_mode +
+                    ": the Switchboard side's NATS and AMQP transports send in that content mode");
   std::printf("transport_bench: %d rounds x %.2f s per side, median of rounds; load %s\n",
               flags.rounds, flags.seconds, machine.load_start.c_str());
   std::printf("%s", TableText({}, false).c_str());

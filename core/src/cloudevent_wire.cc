@@ -1,5 +1,6 @@
 #include "switchboard/internal/cloudevent_wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -15,23 +16,6 @@
 #include "switchboard/internal/strings.h"
 
 namespace switchboard::internal {
-
-using protowire::Int32Bits;
-using protowire::IsUtf8;
-using protowire::kLengthDelimited;
-using protowire::kMaxDepth;
-using protowire::kVarint;
-using protowire::PutVarint;
-using protowire::ReadMessage;
-using protowire::ReadTimestamp;
-using protowire::StringFieldSize;
-using protowire::Tag;
-using protowire::TimeOf;
-using protowire::TimestampFields;
-using protowire::TimestampParts;
-using protowire::VarintSize;
-using protowire::WireReader;
-
 namespace {
 
 // Field numbers of io.cloudevents.v1.CloudEvent.
@@ -186,6 +170,28 @@ struct WriteSink {
 };
 
 }  // namespace
+
+bool IsStructuredContentType(std::string_view content_type) {
+  return absl::StartsWithIgnoreCase(AsAbsl(content_type), "application/cloudevents");
+}
+
+bool IsCloudEventsProtobuf(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  return absl::EqualsIgnoreCase(AsAbsl(type), AsAbsl(kCloudEventsProtobuf));
+}
+
+bool ParseContentMode(std::string_view text, ContentMode* mode) {
+  if (text.empty() || text == "structured") {
+    *mode = ContentMode::kStructured;
+    return true;
+  }
+  if (text == "binary") {
+    *mode = ContentMode::kBinary;
+    return true;
+  }
+  return false;
+}
 
 size_t CloudEventWireSize(const Envelope& env) {
   SizeSink sink;

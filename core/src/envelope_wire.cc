@@ -11,24 +11,6 @@
 #include "proto_wire.h"
 
 namespace switchboard::internal {
-
-using protowire::Int32Bits;
-using protowire::IsUtf8;
-using protowire::kEndGroup;
-using protowire::kLengthDelimited;
-using protowire::kMaxDepth;
-using protowire::kVarint;
-using protowire::PutVarint;
-using protowire::ReadMessage;
-using protowire::ReadTimestamp;
-using protowire::StringFieldSize;
-using protowire::Tag;
-using protowire::TimeOf;
-using protowire::TimestampFields;
-using protowire::TimestampParts;
-using protowire::VarintSize;
-using protowire::WireReader;
-
 namespace {
 
 // Field numbers of v1.Envelope (proto/switchboard/v1/envelope.proto).

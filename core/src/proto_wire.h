@@ -11,7 +11,7 @@
 
 #include "absl/time/time.h"
 
-namespace switchboard::internal::protowire {
+namespace switchboard::internal {
 
 // Protobuf wire types.
 inline constexpr uint32_t kVarint = 0;
@@ -243,4 +243,4 @@ inline absl::Time TimeOf(const TimestampParts& ts) {
   return absl::FromUnixSeconds(ts.seconds) + absl::Nanoseconds(ts.nanos);
 }
 
-}  // namespace switchboard::internal::protowire
+}  // namespace switchboard::internal

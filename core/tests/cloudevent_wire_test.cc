@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "io/cloudevents/v1/cloudevents.pb.h"
 #include "switchboard/testing/envelope_testing.h"
+#include "switchboard/testing/proto_wire_testing.h"
 
 namespace switchboard::internal {
 namespace {
@@ -351,19 +352,9 @@ TEST(CloudEventWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
   return testing::EnvelopesEqual(got, want);
 }
 
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-std::string Key(int field, int wire_type) { return Varint((uint64_t(field) << 3) | wire_type); }
-std::string Len(int field, std::string_view bytes) {
-  return Key(field, 2) + Varint(bytes.size()) + std::string(bytes);
-}
+using testing::Key;
+using testing::Len;
+using testing::Varint;
 // An `attributes` entry.
 std::string Attr(std::string_view name, std::string_view value_message) {
   return Len(5, Len(1, name) + Len(2, value_message));
@@ -497,31 +488,12 @@ TEST(CloudEventWireTest, OtherFormsOfAnAttributeReadAsTheirValues) {
 
 TEST(CloudEventWireTest, ReadsDamagedBytesAsProtobufDoes) {
   std::mt19937_64 rng(424243);
-  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
   Envelope full = Full();
   full.extensions["count"] = "7";
   const std::string base = EnvelopeToCloudEvent(full);
   int accepted = 0;
   for (int i = 0; i < 20000; ++i) {
-    std::string bytes = base;
-    for (int n = 1 + static_cast<int>(pick(3)); n > 0 && !bytes.empty(); --n) {
-      switch (pick(4)) {
-        case 0:  // a byte changed
-          bytes[pick(bytes.size())] = static_cast<char>(rng());
-          break;
-        case 1:  // cut
-          bytes.resize(pick(bytes.size()));
-          break;
-        case 2:  // bytes inserted
-          bytes.insert(pick(bytes.size() + 1), std::string(1 + pick(4), static_cast<char>(rng())));
-          break;
-        default: {  // a piece repeated
-          size_t at = pick(bytes.size());
-          bytes.insert(pick(bytes.size() + 1), bytes.substr(at, 1 + pick(12)));
-          break;
-        }
-      }
-    }
+    const std::string bytes = testing::DamagedCopy(base, rng);
     ::testing::AssertionResult same = ReadsAsProtobufDoes(bytes);
     ASSERT_TRUE(same) << "damaged copy " << i;
     Envelope env;

@@ -9,6 +9,7 @@
 #include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "switchboard/testing/envelope_testing.h"
+#include "switchboard/testing/proto_wire_testing.h"
 #include "switchboard/v1/envelope.pb.h"
 
 namespace switchboard::internal {
@@ -164,19 +165,9 @@ TEST(EnvelopeWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
   return testing::EnvelopesEqual(got, want);
 }
 
-std::string Varint(uint64_t v) {
-  std::string out;
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-  return out;
-}
-std::string Key(int field, int wire_type) { return Varint((uint64_t(field) << 3) | wire_type); }
-std::string Len(int field, std::string_view bytes) {
-  return Key(field, 2) + Varint(bytes.size()) + std::string(bytes);
-}
+using testing::Key;
+using testing::Len;
+using testing::Varint;
 
 TEST(EnvelopeWireTest, ReadsEdgeCasesAsProtobufDoes) {
   const std::string valid = Len(1, "id-1") + Len(4, "t.v1.T/Op");
@@ -249,29 +240,10 @@ TEST(EnvelopeWireTest, ReadsEdgeCasesAsProtobufDoes) {
 
 TEST(EnvelopeWireTest, ReadsDamagedBytesAsProtobufDoes) {
   std::mt19937_64 rng(424242);
-  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
   const std::string base = EnvelopeToWire(Full());
   int accepted = 0;
   for (int i = 0; i < 20000; ++i) {
-    std::string bytes = base;
-    for (int n = 1 + static_cast<int>(pick(3)); n > 0 && !bytes.empty(); --n) {
-      switch (pick(4)) {
-        case 0:  // a byte changed
-          bytes[pick(bytes.size())] = static_cast<char>(rng());
-          break;
-        case 1:  // cut
-          bytes.resize(pick(bytes.size()));
-          break;
-        case 2:  // bytes inserted
-          bytes.insert(pick(bytes.size() + 1), std::string(1 + pick(4), static_cast<char>(rng())));
-          break;
-        default: {  // a piece repeated
-          size_t at = pick(bytes.size());
-          bytes.insert(pick(bytes.size() + 1), bytes.substr(at, 1 + pick(12)));
-          break;
-        }
-      }
-    }
+    const std::string bytes = testing::DamagedCopy(base, rng);
     ::testing::AssertionResult same = ReadsAsProtobufDoes(bytes);
     ASSERT_TRUE(same) << "damaged copy " << i;
     google::protobuf::LogSilencer quiet;

@@ -113,6 +113,8 @@ struct Options {
   absl::Duration connect_timeout;
   // Larger received messages (encoded size, counted from their parts) are rejected.
   uint64_t max_message_bytes = uint64_t{8} << 20;
+  // How this transport sends envelopes (a reply follows its request's).
+  ContentMode content_mode = ContentMode::kStructured;
 };
 
 absl::StatusOr<Options> ParseOptions(const v1::AmqpOptions& in) {
@@ -163,6 +165,11 @@ absl::StatusOr<Options> ParseOptions(const v1::AmqpOptions& in) {
   o.close_timeout = FromProto(in.close_timeout(), absl::Seconds(2));
   o.connect_timeout = FromProto(in.connect_timeout(), absl::Seconds(10));
   if (in.max_message_bytes() > 0) o.max_message_bytes = in.max_message_bytes();
+  if (!internal::ParseContentMode(in.content_mode(), &o.content_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("amqp: `content_mode` is \"", in.content_mode(),
+                     "\"; must be structured (the default) or binary"));
+  }
   return o;
 }
 
@@ -931,11 +938,19 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
   }
 
   // Encodes `env` (the message's durable flag: `durable_message`) and sends
-  // it to `address` over a link that is `durable` or not.
+  // it to `address` over a link that is `durable` or not, in the transport's
+  // content mode or in `mode` (a reply goes in its request's).
   void SendEnvelope(const std::string& address, bool durable, const Envelope& env,
                     bool durable_message, std::string_view correlation_id, Done done) {
+    SendEnvelope(address, durable, env, durable_message, correlation_id, opts_.content_mode,
+                 std::move(done));
+  }
+  void SendEnvelope(const std::string& address, bool durable, const Envelope& env,
+                    bool durable_message, std::string_view correlation_id, ContentMode mode,
+                    Done done) {
     std::vector<char> bytes = TakeBuffer();
-    if (absl::Status s = encoder_.Encode(env, durable_message, correlation_id, &bytes); !s.ok()) {
+    if (absl::Status s = encoder_.Encode(env, durable_message, correlation_id, mode, &bytes);
+        !s.ok()) {
       done(s);
       return;
     }
@@ -1126,7 +1141,8 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   void ForwardThenAccept(uint64_t id, const std::string& address, const Envelope& env) {
     std::vector<char> bytes = TakeBuffer();
-    if (absl::Status s = encoder_.Encode(env, /*durable=*/true, "", &bytes); !s.ok()) {
+    if (absl::Status s = encoder_.Encode(env, /*durable=*/true, "", opts_.content_mode, &bytes);
+        !s.ok()) {
       // Not forwarded: the broker redelivers the original.
       FinishForward(id, generation_, s);
       return;
@@ -1185,7 +1201,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   void SendServerReply(const std::string& link, const std::string& reply_to,
                        const std::string& correlation, const Envelope& request,
-                       absl::StatusOr<Envelope> result) {
+                       absl::StatusOr<Envelope> result, ContentMode mode) {
     DoneWithOne(link);
     if (reply_to.empty()) return;
     Envelope reply = result.ok() ? *std::move(result) : internal::NewEnvelope();
@@ -1197,7 +1213,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     if (reply.time == absl::UnixEpoch()) reply.time = clock_->Now();
     if (reply.style == Style::kUnspecified) reply.style = Style::kRequest;
     SendEnvelope(ReplyAddress(reply_to), /*durable=*/false, reply, /*durable_message=*/false,
-                 correlation, [](absl::Status) {
+                 correlation, mode, [](absl::Status) {
                    // A lost reply surfaces as the caller's DeadlineExceeded.
                  });
     internal::RecycleEnvelope(std::move(reply));
@@ -1229,17 +1245,19 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
 
   // Counted, never handed on: a request gets the error as its reply, a reply
   // fails its request, a command or event goes to the dead-letter queue
-  // with its properties and the reason but without its body (so the copy
-  // stays readable under the same limit).
+  // with the reason but without its payload (so the copy stays readable
+  // under the same limit): a binary one as the raw message without its
+  // body, a structured one as the envelope its body holds.
   void RejectOversized(proton::delivery& d, const proton::message& m, ReceiverEntry& r,
-                       const absl::Status& why) {
+                       const absl::Status& why, absl::StatusOr<Envelope> env) {
     ++invalid_messages_;
     switch (r.kind) {
       case Kind::kServe: {
         d.accept();
         Envelope request;
         request.type = r.operation;
-        SendServerReply(r.receiver.name(), m.reply_to(), MessageIdOf(m), request, why);
+        SendServerReply(r.receiver.name(), m.reply_to(), MessageIdOf(m), request, why,
+                        ContentModeOf(m));
         return;
       }
       case Kind::kReplies:
@@ -1260,6 +1278,17 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
         return;
       }
       case Kind::kConsume: {
+        if (env.ok() && ContentModeOf(m) == ContentMode::kStructured) {
+          // Its attributes are in the body: dead-lettered as the envelope
+          // it is, without the payload.
+          env->data.clear();
+          env->extensions[std::string(attr::kDeadLetterReason)] = std::string(why.message());
+          env->extensions[std::string(attr::kDeadLetterCode)] = std::string(CodeName(why.code()));
+          const uint64_t id = next_delivery_id_++;
+          inflight_[id] = InflightEntry{d, r.receiver.name(), generation_};
+          ForwardThenAccept(id, r.dlq_address, *env);
+          return;
+        }
         proton::message stripped = m;
         stripped.body(proton::binary());
         DeadLetterRaw(d, stripped, r, why);
@@ -1274,16 +1303,19 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     const std::string reply_to = m.reply_to();
     const std::string correlation = MessageIdOf(m);
     const std::string link = r.receiver.name();
+    // The reply goes back in the request's content mode.
+    const ContentMode mode = ContentModeOf(m);
     if (!env.ok()) {
       ++invalid_messages_;
       Envelope req;
-      SendServerReply(link, reply_to, correlation, req, env.status());
+      SendServerReply(link, reply_to, correlation, req, env.status(), mode);
       return;
     }
     if (env->has_deadline() && env->deadline <= clock_->Now()) {
       SendServerReply(link, reply_to, correlation, *env,
                       absl::DeadlineExceededError(absl::StrCat(
-                          "amqp: request for ", env->type, " expired before it was served")));
+                          "amqp: request for ", env->type, " expired before it was served")),
+                      mode);
       return;
     }
     std::weak_ptr<Core> weak = weak_from_this();
@@ -1291,16 +1323,17 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     request_copy.type = env->type;
     request_copy.correlation_id = env->correlation_id;
     auto once = std::make_shared<std::atomic<bool>>(false);
-    ReplyCallback reply = [weak, link, reply_to, correlation, request_copy,
-                           once](absl::StatusOr<Envelope> result) mutable {
+    ReplyCallback reply = [weak, link, reply_to, correlation, request_copy, once,
+                           mode](absl::StatusOr<Envelope> result) mutable {
       if (once->exchange(true)) return;
       auto core = weak.lock();
       if (!core) return;
       // Runs once (`once`), so the captures move on.
       core->Post([core_raw = core.get(), link = std::move(link), reply_to = std::move(reply_to),
                   correlation = std::move(correlation), request_copy = std::move(request_copy),
-                  result = std::move(result)]() mutable {
-        core_raw->SendServerReply(link, reply_to, correlation, request_copy, std::move(result));
+                  result = std::move(result), mode]() mutable {
+        core_raw->SendServerReply(link, reply_to, correlation, request_copy, std::move(result),
+                                  mode);
       });
     };
     try {
@@ -1644,7 +1677,7 @@ class Core final : public proton::messaging_handler, public std::enable_shared_f
     std::optional<uint64_t> wire_bytes;
     absl::StatusOr<Envelope> env = MessageToEnvelope(m, &wire_bytes);
     if (absl::Status size = CheckSize(m, wire_bytes, r); !size.ok()) {
-      RejectOversized(d, m, r, size);
+      RejectOversized(d, m, r, size, std::move(env));
       return;
     }
     switch (r.kind) {

@@ -308,7 +308,46 @@ std::optional<uint64_t> ReceivedSize(const proton::message& msg, const PropList&
   return size;
 }
 
+// The body as one data section (binary), or null.
+std::optional<std::string_view> BinaryBody(const proton::message& msg) {
+  DataView body(msg.body());
+  pn_data_t* b = body.data();
+  pn_data_rewind(b);
+  if (!pn_data_next(b) || pn_data_type(b) != PN_BINARY) return std::nullopt;
+  // The view stays valid: the decoded data belongs to the message.
+  return View(pn_data_get_binary(b));
+}
+
+absl::StatusOr<Envelope> DecodeStructured(const proton::message& msg,
+                                          std::optional<uint64_t>* wire_bytes) {
+  const std::string content_type = msg.content_type();
+  if (!internal::IsCloudEventsProtobuf(content_type)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "structured-mode CloudEvents in the format ", content_type.substr(0, 64),
+        " are not supported; send ", Sv(internal::kCloudEventsProtobuf),
+        " or binary mode (cloudEvents_* application properties)"));
+  }
+  std::optional<std::string_view> body = BinaryBody(msg);
+  if (!body.has_value()) {
+    return absl::InvalidArgumentError(
+        "a structured AMQP message must have one data section (binary) as its body");
+  }
+  Envelope env = internal::NewEnvelope();
+  if (absl::Status s = internal::ReadCloudEventWire(*body, &env); !s.ok()) return s;
+  // What the body leaves out, from the properties section.
+  if (env.correlation_id.empty()) env.correlation_id = MessageIdString(msg.correlation_id());
+  if (env.reply_to.empty()) env.reply_to = msg.reply_to();
+  if (wire_bytes != nullptr) {
+    PropList props;  // counted, not read: structured mode has none of its own
+    if (ReadProps(msg.properties().value(), &props).ok()) {
+      *wire_bytes = ReceivedSize(msg, props, body->size());
+    }
+  }
+  return env;
+}
+
 absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64_t>* wire_bytes) {
+  if (ContentModeOf(msg) == ContentMode::kStructured) return DecodeStructured(msg, wire_bytes);
   PropList props;
   if (absl::Status s = ReadProps(msg.properties().value(), &props); !s.ok()) return s;
 
@@ -493,18 +532,26 @@ EnvelopeEncoder::EnvelopeEncoder() : msg_(pn_message()) {}
 EnvelopeEncoder::~EnvelopeEncoder() { pn_message_free(msg_); }
 
 absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
-                                     std::string_view correlation_id, std::vector<char>* out) {
+                                     std::string_view correlation_id, ContentMode mode,
+                                     std::vector<char>* out) {
   pn_message_clear(msg_);
   pn_message_set_id(msg_, StringAtom(env.id));
   if (correlation_id.empty()) correlation_id = env.correlation_id;
   if (!correlation_id.empty()) pn_message_set_correlation_id(msg_, StringAtom(correlation_id));
   if (!env.reply_to.empty()) pn_message_set_reply_to(msg_, env.reply_to.c_str());
-  pn_message_set_content_type(msg_, env.data_content_type.c_str());
   pn_message_set_creation_time(msg_, absl::ToUnixMillis(env.time));
   pn_message_set_durable(msg_, durable);
-  // A binary body with `inferred` is sent as a data section, as the
-  // binding's binary mode requires.
+  // A binary body with `inferred` is sent as a data section, as both of the
+  // binding's modes require.
   pn_message_set_inferred(msg_, true);
+  if (mode == ContentMode::kStructured) {
+    pn_message_set_content_type(msg_, internal::kCloudEventsProtobuf.data());
+    body_.resize(internal::CloudEventWireSize(env));
+    internal::WriteCloudEventWire(env, reinterpret_cast<uint8_t*>(body_.data()));
+    pn_data_put_binary(pn_message_body(msg_), Bytes(body_));
+    return EncodeMessage(env, out);
+  }
+  pn_message_set_content_type(msg_, env.data_content_type.c_str());
   pn_data_put_binary(pn_message_body(msg_), Bytes(env.data));
 
   const PropertyKeys& keys = Keys();
@@ -544,7 +591,10 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
     PutString(d, Key(name), value);
   }
   pn_data_exit(d);
+  return EncodeMessage(env, out);
+}
 
+absl::Status EnvelopeEncoder::EncodeMessage(const Envelope& env, std::vector<char>* out) {
   // The body and properties bound the size; the rest is a few hundred bytes.
   size_t size = std::max<size_t>(out->capacity(), env.data.size() + 1024);
   for (;;) {
@@ -562,10 +612,16 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
   return absl::OkStatus();
 }
 
-absl::Status EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg) {
+ContentMode ContentModeOf(const proton::message& msg) {
+  return internal::IsStructuredContentType(msg.content_type()) ? ContentMode::kStructured
+                                                               : ContentMode::kBinary;
+}
+
+absl::Status EnvelopeToMessage(const Envelope& env, bool durable, proton::message* msg,
+                               ContentMode mode) {
   EnvelopeEncoder encoder;
   std::vector<char> bytes;
-  if (absl::Status s = encoder.Encode(env, durable, "", &bytes); !s.ok()) return s;
+  if (absl::Status s = encoder.Encode(env, durable, "", mode, &bytes); !s.ok()) return s;
   try {
     msg->decode(bytes);
   } catch (const std::exception& e) {

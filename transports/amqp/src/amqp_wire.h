@@ -1,5 +1,14 @@
 // amqp_wire.h: the Envelope <-> AMQP 1.0 message mapping (CloudEvents AMQP
-// binding, binary mode).
+// binding).
+//
+// Structured mode (the transport's default): the body is one data section
+// holding the envelope as a CloudEvent in the protobuf format
+// (switchboard/internal/cloudevent_wire.h), content-type
+// application/cloudevents+protobuf; message-id, correlation-id, reply-to
+// and creation-time repeat what brokers and tools read. No application
+// properties.
+//
+// Binary mode:
 //
 // Properties section: message-id = id, correlation-id, reply-to,
 // content-type = datacontenttype, creation-time = time. Every other attribute
@@ -26,10 +35,13 @@
 #include "proton/message.h"
 #include "proton/message.hpp"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/cloudevent_wire.h"
 
 namespace switchboard::amqp {
 
 inline constexpr std::string_view kCePrefix = "cloudEvents_";
+
+using internal::ContentMode;
 
 // Encodes envelopes as AMQP messages (the mapping above) with Proton's C
 // codec. The transport sends the bytes itself: a send of a proton::message
@@ -52,19 +64,30 @@ class EnvelopeEncoder {
   // envelope's (a reply answers the request's message id). Internal (never
   // expected) when Proton's encoder fails.
   [[nodiscard]] absl::Status Encode(const Envelope& env, bool durable,
-                                    std::string_view correlation_id, std::vector<char>* out);
+                                    std::string_view correlation_id, ContentMode mode,
+                                    std::vector<char>* out);
 
  private:
+  // pn_message_encode into `out`, growing it until the message fits.
+  absl::Status EncodeMessage(const Envelope& env, std::vector<char>* out);
+
   pn_message_t* msg_;
+  std::string body_;  // a structured body, its buffer kept
 };
+
+// The content mode a received message is in (its content-type).
+[[nodiscard]] ContentMode ContentModeOf(const proton::message& msg);
 
 // `env` as a proton::message (replacing `msg`), through EnvelopeEncoder: for
 // tests and tools that want the message rather than its bytes.
 [[nodiscard]] absl::Status EnvelopeToMessage(const Envelope& env, bool durable,
-                                             proton::message* msg);
+                                             proton::message* msg,
+                                             ContentMode mode = ContentMode::kBinary);
 
-// Reads an envelope. InvalidArgument naming the attribute when a required
-// attribute is missing or an attribute has the wrong type; never throws.
+// Reads an envelope in either mode. InvalidArgument naming the attribute when
+// a required attribute is missing or an attribute has the wrong type, or
+// naming the format of a structured message that is not protobuf; never
+// throws.
 //
 // With `wire_bytes`, a valid envelope also gets the message's size as
 // encoded, counted from its parts (the body, every properties-section field,

@@ -17,7 +17,9 @@ namespace {
 
 class AmqpHarness : public Harness {
  public:
-  AmqpHarness() : prefix_(absl::StrCat("sbc.", amqp::testing::UniqueId(), ".")) {}
+  explicit AmqpHarness(std::string content_mode = "")
+      : content_mode_(std::move(content_mode)),
+        prefix_(absl::StrCat("sbc.", amqp::testing::UniqueId(), ".")) {}
 
   Features features() const override { return amqp::AmqpFeatures(); }
 
@@ -29,7 +31,7 @@ class AmqpHarness : public Harness {
     TransportEnv env;
     env.clock = &Clock::Real();
     env.source = "//conformance/amqp";
-    auto t = amqp::testing::NewTestTransport(prefix_, env);
+    auto t = amqp::testing::NewTestTransport(prefix_, env, content_mode_);
     if (!t.ok()) return t.status();
     return std::shared_ptr<Transport>(*std::move(t));
   }
@@ -42,6 +44,7 @@ class AmqpHarness : public Harness {
   }
 
  private:
+  std::string content_mode_;
   std::string prefix_;
 };
 
@@ -65,6 +68,9 @@ class BrokerEnvironment : public ::testing::Environment {
 
 SWITCHBOARD_CONFORMANCE(Amqp, []() -> std::unique_ptr<Harness> {
   return std::make_unique<AmqpHarness>();
+});
+SWITCHBOARD_CONFORMANCE(AmqpBinary, []() -> std::unique_ptr<Harness> {
+  return std::make_unique<AmqpHarness>("binary");
 });
 
 }  // namespace switchboard::conformance

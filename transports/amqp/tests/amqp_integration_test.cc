@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "amqp_test_env.h"
+#include "amqp_wire.h"
 #include "gtest/gtest.h"
 #include "proton/connection.hpp"
 #include "proton/container.hpp"
@@ -31,6 +32,7 @@
 #include "switchboard/amqp/amqp_transport.h"
 #include "switchboard/clock.h"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/cloudevent_wire.h"
 
 namespace switchboard::amqp {
 namespace {
@@ -442,42 +444,91 @@ std::unique_ptr<Transport> SmallLimitTransport(const std::string& prefix) {
 
 int64_t BadInput(Transport& t) { return dynamic_cast<AmqpTransport&>(t).stats().bad_input; }
 
-TEST_F(AmqpIntegrationTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcessed) {
-  auto sender = NewTransport();
-  auto small = SmallLimitTransport(prefix_);
-  ASSERT_NE(sender, nullptr);
-  ASSERT_NE(small, nullptr);
+// `content_mode` on both sides: the dead-letter copy is the raw message
+// without its body (binary) or the envelope of the body without its payload
+// (structured); either way it reads as the envelope with the reason.
+void OversizedCommandIsDeadLettered(const std::string& prefix, const std::string& content_mode) {
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.source = "//amqp-test";
+  auto sender = NewTestTransport(prefix, env, content_mode);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  v1::TransportConfig cfg = testing::TestConfig(prefix, content_mode);
+  cfg.mutable_amqp()->set_max_message_bytes(kSmallLimit);
+  auto small = MakeAmqpTransport("small", cfg, env);
+  ASSERT_TRUE(small.ok()) << small.status();
   const std::string op = "it.v1.Jobs/Big";
   Box<std::string> got;
-  auto sub = small->Consume(MakeEndpoint(op, op), [&](std::unique_ptr<Delivery> d) {
+  auto sub = (*small)->Consume(MakeEndpoint(op, op), [&](std::unique_ptr<Delivery> d) {
     got.Add(d->envelope().data);
     d->Ack();
   });
   ASSERT_TRUE(sub.ok()) << sub.status();
   Envelope big = MakeEnvelope(op, std::string(kSmallLimit + 100, 'z'));
-  ASSERT_TRUE(Await([&](DoneCallback done) { sender->Enqueue(big, std::move(done)); }).ok());
-  ASSERT_TRUE(
-      Await([&](DoneCallback done) { sender->Enqueue(MakeEnvelope(op, "next"), std::move(done)); })
-          .ok());
+  ASSERT_TRUE(Await([&](DoneCallback done) { (*sender)->Enqueue(big, std::move(done)); }).ok());
+  ASSERT_TRUE(Await([&](DoneCallback done) {
+                (*sender)->Enqueue(MakeEnvelope(op, "next"), std::move(done));
+              }).ok());
   ASSERT_TRUE(got.WaitForCount(1));
   EXPECT_EQ(got.Items(), std::vector<std::string>{"next"});
 
-  // Read raw: the copy keeps the properties and the reason, not the body.
-  RawClient reader(testing::TestAmqpUrl(), "/queue/" + prefix_ + "it.v1.Jobs.Big.dlq",
+  RawClient reader(testing::TestAmqpUrl(), "/queue/" + prefix + "it.v1.Jobs.Big.dlq",
                    /*durable=*/true);
   auto dead = reader.Receive(1);
   ASSERT_EQ(dead.size(), 1u);
-  const auto& props = dead[0].properties();
-  ASSERT_TRUE(props.exists("cloudEvents_deadletterreason"));
-  EXPECT_NE(proton::get<std::string>(props.get("cloudEvents_deadletterreason"))
-                .find("`max_message_bytes` (65536)"),
+  EXPECT_EQ(ContentModeOf(dead[0]),
+            content_mode == "binary" ? ContentMode::kBinary : ContentMode::kStructured);
+  auto e = MessageToEnvelope(dead[0]);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->id, big.id);
+  EXPECT_TRUE(e->data.empty());
+  EXPECT_NE(e->extensions.at(std::string(attr::kDeadLetterReason)).find("`max_message_bytes` (65536)"),
             std::string::npos);
-  EXPECT_EQ(proton::get<std::string>(props.get("cloudEvents_deadlettercode")), "RESOURCE_EXHAUSTED");
-  EXPECT_EQ(proton::get<std::string>(props.get("cloudEvents_id")), big.id);
-  EXPECT_EQ(proton::get<proton::binary>(dead[0].body()).size(), 0u);
-  EXPECT_EQ(BadInput(*small), 1);
+  EXPECT_EQ(e->extensions.at(std::string(attr::kDeadLetterCode)), "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(BadInput(**small), 1);
   // Settled: not redelivered to the consumer.
   EXPECT_FALSE(got.WaitForCount(2, absl::Milliseconds(300)));
+}
+
+TEST_F(AmqpIntegrationTest, OversizedCommandIsDeadLetteredWithTheReasonAndTheNextIsProcessed) {
+  OversizedCommandIsDeadLettered(prefix_, "");
+}
+
+TEST_F(AmqpIntegrationTest, OversizedBinaryCommandIsDeadLetteredWithTheReason) {
+  OversizedCommandIsDeadLettered(prefix_, "binary");
+}
+
+TEST_F(AmqpIntegrationTest, ContentModeDecidesWhatARawReceiverSees) {
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.source = "//amqp-test";
+  for (const std::string mode : {"", "binary"}) {
+    // A queue per mode: a reader's link may keep credit a moment after it closed.
+    const std::string op = "it.v1.Jobs/Seen" + std::string(mode.empty() ? "Structured" : "Binary");
+    const std::string queue = "/queue/" + prefix_ + "it.v1.Jobs." + op.substr(op.find('/') + 1);
+    auto t = NewTestTransport(prefix_, env, mode);
+    ASSERT_TRUE(t.ok()) << t.status();
+    Envelope sent = MakeEnvelope(op, "payload-" + mode);
+    ASSERT_TRUE(Await([&](DoneCallback done) { (*t)->Enqueue(sent, std::move(done)); }).ok());
+    RawClient reader(testing::TestAmqpUrl(), queue, /*durable=*/true);
+    auto got = reader.Receive(1);
+    ASSERT_EQ(got.size(), 1u) << mode;
+    if (mode.empty()) {
+      // Structured: the envelope is the body; no application properties.
+      EXPECT_EQ(got[0].content_type(), "application/cloudevents+protobuf");
+      EXPECT_TRUE(got[0].properties().empty());
+      Envelope body;
+      ASSERT_TRUE(internal::ReadCloudEventWire(
+                      std::string(proton::get<proton::binary>(got[0].body())), &body)
+                      .ok());
+      EXPECT_EQ(body.id, sent.id);
+      EXPECT_EQ(body.data, sent.data);
+    } else {
+      // Binary: the data is the body, the attributes application properties.
+      EXPECT_EQ(proton::get<std::string>(got[0].properties().get("cloudEvents_id")), sent.id);
+      EXPECT_EQ(std::string(proton::get<proton::binary>(got[0].body())), sent.data);
+    }
+  }
 }
 
 TEST_F(AmqpIntegrationTest, OversizedRequestGetsResourceExhaustedBeforeTheHandler) {

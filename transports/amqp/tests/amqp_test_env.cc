@@ -28,7 +28,7 @@ std::string UniqueId() {
                       counter.fetch_add(1));
 }
 
-v1::TransportConfig TestConfig(const std::string& prefix) {
+v1::TransportConfig TestConfig(const std::string& prefix, const std::string& content_mode) {
   v1::TransportConfig cfg;
   cfg.set_type("amqp");
   auto* a = cfg.mutable_amqp();
@@ -39,12 +39,14 @@ v1::TransportConfig TestConfig(const std::string& prefix) {
   a->mutable_connect_timeout()->set_seconds(10);
   a->mutable_reconnect_initial()->set_nanos(100'000'000);
   a->mutable_reconnect_max()->set_seconds(1);
+  a->set_content_mode(content_mode);
   return cfg;
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> NewTestTransport(const std::string& prefix,
-                                                            const TransportEnv& env) {
-  return MakeAmqpTransport("mq", TestConfig(prefix), env);
+                                                            const TransportEnv& env,
+                                                            const std::string& content_mode) {
+  return MakeAmqpTransport("mq", TestConfig(prefix, content_mode), env);
 }
 
 }  // namespace switchboard::amqp::testing

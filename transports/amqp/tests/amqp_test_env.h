@@ -20,9 +20,11 @@ std::string TestRestartCommand();
 bool ServersRequired();
 // Unique per process and call.
 std::string UniqueId();
-v1::TransportConfig TestConfig(const std::string& prefix);
+// `content_mode`: "" (the default, structured) or "binary".
+v1::TransportConfig TestConfig(const std::string& prefix, const std::string& content_mode = "");
 absl::StatusOr<std::unique_ptr<Transport>> NewTestTransport(const std::string& prefix,
-                                                            const TransportEnv& env = {});
+                                                            const TransportEnv& env = {},
+                                                            const std::string& content_mode = "");
 
 }  // namespace switchboard::amqp::testing
 

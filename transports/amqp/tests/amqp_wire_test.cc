@@ -12,6 +12,7 @@
 #include "address_scheme.h"
 #include "reconnect_backoff.h"
 #include "gtest/gtest.h"
+#include "switchboard/internal/cloudevent_wire.h"
 #include "switchboard/testing/envelope_testing.h"
 #include "proton/annotation_key.hpp"
 #include "proton/binary.hpp"
@@ -63,6 +64,67 @@ TEST(AmqpWireTest, RoundTripKeepsEveryAttribute) {
   EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
 }
 
+TEST(AmqpWireTest, StructuredModeIsOneCloudEventBodyAndReadsBack) {
+  const Envelope in = FullEnvelope();
+  proton::message msg;
+  ASSERT_TRUE(EnvelopeToMessage(in, /*durable=*/true, &msg, ContentMode::kStructured).ok());
+  std::vector<char> bytes;
+  msg.encode(bytes);
+  proton::message decoded;
+  decoded.decode(bytes);
+
+  EXPECT_EQ(decoded.content_type(), "application/cloudevents+protobuf");
+  EXPECT_TRUE(decoded.properties().empty());  // no attribute travels outside the body
+  EXPECT_EQ(proton::get<std::string>(decoded.id()), in.id);
+  EXPECT_EQ(proton::get<std::string>(decoded.correlation_id()), in.correlation_id);
+  EXPECT_EQ(decoded.reply_to(), in.reply_to);
+  EXPECT_TRUE(decoded.durable());
+  const std::string body = proton::get<proton::binary>(decoded.body());
+  Envelope from_body;
+  ASSERT_TRUE(internal::ReadCloudEventWire(body, &from_body).ok());
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(from_body, in));
+  EXPECT_EQ(ContentModeOf(decoded), ContentMode::kStructured);
+
+  std::optional<uint64_t> counted;
+  auto out = MessageToEnvelope(decoded, &counted);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(::switchboard::testing::EnvelopesEqual(*out, in));
+  ASSERT_TRUE(counted.has_value());
+  EXPECT_GE(static_cast<double>(*counted), bytes.size() * 0.97 - 16);
+  EXPECT_LE(static_cast<double>(*counted), bytes.size() * 1.03 + 16);
+}
+
+TEST(AmqpWireTest, StructuredMessagesInAnotherFormOrBodyAreInvalidArgument) {
+  proton::message msg;
+  ASSERT_TRUE(
+      EnvelopeToMessage(FullEnvelope(), /*durable=*/false, &msg, ContentMode::kStructured).ok());
+  proton::message json = msg;
+  json.content_type("application/cloudevents+json; charset=utf-8");
+  auto out = MessageToEnvelope(json);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("format application/cloudevents+json"),
+            std::string::npos)
+      << out.status();
+
+  proton::message text_body = msg;
+  text_body.body(std::string("not a data section"));
+  out = MessageToEnvelope(text_body);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("one data section"), std::string::npos) << out.status();
+
+  proton::message damaged = msg;
+  damaged.body(proton::binary(std::string("\x0A\x09short")));
+  out = MessageToEnvelope(damaged);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(out.status().message().find("not a protobuf CloudEvent"), std::string::npos)
+      << out.status();
+
+  // Parameters and case of the content type do not matter.
+  proton::message spelled = msg;
+  spelled.content_type("Application/CloudEvents+Protobuf; x=1");
+  EXPECT_TRUE(MessageToEnvelope(spelled).ok());
+}
+
 // The transport keeps one encoder: a message encoded after another must be
 // the same bytes as from a new encoder, with nothing left of the last one.
 TEST(AmqpWireTest, ReusedEncoderCarriesNothingOfItsLastEnvelope) {
@@ -74,13 +136,13 @@ TEST(AmqpWireTest, ReusedEncoderCarriesNothingOfItsLastEnvelope) {
 
   EnvelopeEncoder reused;
   std::vector<char> first;
-  ASSERT_TRUE(reused.Encode(FullEnvelope(), /*durable=*/true, "corr-of-a-reply", &first).ok());
+  ASSERT_TRUE(reused.Encode(FullEnvelope(), /*durable=*/true, "corr-of-a-reply", ContentMode::kBinary, &first).ok());
   std::vector<char> got;
-  ASSERT_TRUE(reused.Encode(small, /*durable=*/false, "", &got).ok());
+  ASSERT_TRUE(reused.Encode(small, /*durable=*/false, "", ContentMode::kBinary, &got).ok());
 
   EnvelopeEncoder fresh;
   std::vector<char> want;
-  ASSERT_TRUE(fresh.Encode(small, /*durable=*/false, "", &want).ok());
+  ASSERT_TRUE(fresh.Encode(small, /*durable=*/false, "", ContentMode::kBinary, &want).ok());
   EXPECT_EQ(got, want);
   EXPECT_LT(got.size(), first.size());
 }
@@ -90,7 +152,7 @@ TEST(AmqpWireTest, ReusedEncoderCarriesNothingOfItsLastEnvelope) {
 TEST(AmqpWireTest, ReplyCorrelationIdIsTheOneGiven) {
   EnvelopeEncoder encoder;
   std::vector<char> bytes;
-  ASSERT_TRUE(encoder.Encode(FullEnvelope(), /*durable=*/false, "request-id", &bytes).ok());
+  ASSERT_TRUE(encoder.Encode(FullEnvelope(), /*durable=*/false, "request-id", ContentMode::kBinary, &bytes).ok());
   proton::message m;
   m.decode(bytes);
   EXPECT_EQ(proton::get<std::string>(m.correlation_id()), "request-id");

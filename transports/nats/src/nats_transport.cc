@@ -237,9 +237,7 @@ ReceivedHeaders ReadHeaders(natsMsg* msg) {
     out.views.push_back(h);
   }
   free(static_cast<void*>(keys));
-  if (absl::StartsWithIgnoreCase(Sv(out.ContentType()), "application/cloudevents")) {
-    out.mode = ContentMode::kStructured;
-  }
+  if (internal::IsStructuredContentType(out.ContentType())) out.mode = ContentMode::kStructured;
   return out;
 }
 
@@ -249,11 +247,7 @@ std::string MsgData(natsMsg* msg);
 // keys, values or the body before the envelope's own).
 absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg, const ReceivedHeaders& headers) {
   if (headers.mode == ContentMode::kBinary) return EnvelopeFromHeaders(headers.views, MsgData(msg));
-  // The format is the media type without parameters.
-  std::string_view type = headers.ContentType();
-  type = type.substr(0, std::min(type.find(';'), type.size()));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  if (!absl::EqualsIgnoreCase(Sv(type), Sv(internal::kCloudEventsProtobuf))) {
+  if (const std::string_view type = headers.ContentType(); !internal::IsCloudEventsProtobuf(type)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "structured-mode CloudEvents in the format ", Sv(type.substr(0, 64)),
         " are not supported; send ", Sv(internal::kCloudEventsProtobuf),
@@ -1784,9 +1778,7 @@ absl::StatusOr<Settings> ParseSettings(absl::string_view name, const v1::NatsOpt
   s.pending_messages_limit = o.pending_messages_limit();
   s.pending_bytes_limit = static_cast<int>(o.pending_bytes_limit());
   if (!o.subject_prefix().empty()) s.prefix = o.subject_prefix();
-  if (o.content_mode() == "binary") {
-    s.content_mode = ContentMode::kBinary;
-  } else if (!o.content_mode().empty() && o.content_mode() != "structured") {
+  if (!internal::ParseContentMode(o.content_mode(), &s.content_mode)) {
     return absl::InvalidArgumentError(
         absl::StrCat("nats transport \"", name, "\": `content_mode` is \"", o.content_mode(),
                      "\"; must be structured (the default) or binary"));

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "switchboard/envelope.h"
+#include "switchboard/internal/cloudevent_wire.h"
 #include "switchboard/internal/percent_encoding.h"
 
 namespace switchboard::nats {
@@ -36,11 +37,11 @@ struct HeaderView {
   std::string_view value;
 };
 
-// The binding's two content modes. Binary: the data is the body and each
-// attribute a `ce-<name>` header (this file). Structured: the whole envelope
+// The binding's two content modes: binary, the data is the body and each
+// attribute a `ce-<name>` header (this file); structured, the whole envelope
 // is the body in a CloudEvents format named by `Content-Type`
 // (switchboard/internal/cloudevent_wire.h, the protobuf format).
-enum class ContentMode { kStructured, kBinary };
+using internal::ContentMode;
 
 inline constexpr std::string_view kMsgIdHeader = "Nats-Msg-Id";
 inline constexpr std::string_view kContentTypeHeader = "Content-Type";

@@ -133,6 +133,32 @@ class NatsTest : public ::testing::TestWithParam<bool> {
   bool jetstream() const { return GetParam(); }
   std::string Op(std::string_view what) { return absl::StrCat("it.v1.", std::string(what), "_", UniqueId()); }
 
+  // A consumer of an operation that counts what reaches its handler, and one
+  // of its dead-letter address that keeps what arrives there.
+  struct Watched {
+    std::atomic<int> calls{0};
+    Inbox<std::unique_ptr<Delivery>> dead;
+    std::unique_ptr<Subscription> consumer;
+    std::unique_ptr<Subscription> dlq;
+  };
+  std::unique_ptr<Watched> WatchWithDeadLetters(const std::string& op) {
+    auto w = std::make_unique<Watched>();
+    auto consumer = transport_->Consume(Ep(op), [w = w.get()](std::unique_ptr<Delivery> d) {
+      ++w->calls;
+      d->Ack();
+    });
+    EXPECT_TRUE(consumer.ok()) << consumer.status();
+    auto dlq = transport_->Consume(Ep(DeadLetterAddress(op)), [w = w.get()](
+                                                                  std::unique_ptr<Delivery> d) {
+      w->dead.Push(std::move(d));
+    });
+    EXPECT_TRUE(dlq.ok()) << dlq.status();
+    if (!consumer.ok() || !dlq.ok()) return nullptr;
+    w->consumer = *std::move(consumer);
+    w->dlq = *std::move(dlq);
+    return w;
+  }
+
   std::string prefix_;
   std::unique_ptr<Transport> transport_;
 };
@@ -350,16 +376,8 @@ TEST_P(NatsTest, UndecodableRequestGetsInvalidArgumentReply) {
 
 TEST_P(NatsTest, BadHeadersFromAForeignPublisherAreDeadLetteredWithTheReason) {
   std::string op = Op("Strict/Work");
-  std::atomic<int> calls{0};
-  Inbox<std::unique_ptr<Delivery>> dead;
-  auto consumer = transport_->Consume(Ep(op), [&](std::unique_ptr<Delivery> d) {
-    ++calls;
-    d->Ack();
-  });
-  ASSERT_TRUE(consumer.ok()) << consumer.status();
-  auto dlq = transport_->Consume(Ep(DeadLetterAddress(op)),
-                                 [&](std::unique_ptr<Delivery> d) { dead.Push(std::move(d)); });
-  ASSERT_TRUE(dlq.ok()) << dlq.status();
+  std::unique_ptr<Watched> watched = WatchWithDeadLetters(op);
+  ASSERT_NE(watched, nullptr);
 
   natsConnection* nc = nullptr;
   ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
@@ -384,7 +402,7 @@ TEST_P(NatsTest, BadHeadersFromAForeignPublisherAreDeadLetteredWithTheReason) {
   natsMsg_Destroy(msg);
   natsConnection_Destroy(nc);
 
-  auto d = dead.Pop();
+  auto d = watched->dead.Pop();
   ASSERT_NE(d, nullptr);
   const Envelope& e = (*d)->envelope();
   EXPECT_EQ(e.id, "foreign-1");
@@ -392,7 +410,7 @@ TEST_P(NatsTest, BadHeadersFromAForeignPublisherAreDeadLetteredWithTheReason) {
   EXPECT_THAT(e.extensions.at(std::string(attr::kDeadLetterReason)), HasSubstr("ce-attempt"));
   EXPECT_EQ(e.extensions.at(std::string(attr::kDeadLetterCode)), "INVALID_ARGUMENT");
   (*d)->Ack();
-  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(watched->calls.load(), 0);
   EXPECT_EQ(DeadLettered(*transport_, 1), 1);
   EXPECT_EQ(Stats(*transport_).bad_input, 1);
 }
@@ -492,16 +510,8 @@ TEST_P(NatsTest, ContentModeDecidesWhatAPlainSubscriberSees) {
 
 TEST_P(NatsTest, UnreadableStructuredMessagesAreDeadLetteredWithTheReason) {
   std::string op = Op("Strict/Structured");
-  std::atomic<int> calls{0};
-  Inbox<std::unique_ptr<Delivery>> dead;
-  auto consumer = transport_->Consume(Ep(op), [&](std::unique_ptr<Delivery> d) {
-    ++calls;
-    d->Ack();
-  });
-  ASSERT_TRUE(consumer.ok()) << consumer.status();
-  auto dlq = transport_->Consume(Ep(DeadLetterAddress(op)),
-                                 [&](std::unique_ptr<Delivery> d) { dead.Push(std::move(d)); });
-  ASSERT_TRUE(dlq.ok()) << dlq.status();
+  std::unique_ptr<Watched> watched = WatchWithDeadLetters(op);
+  ASSERT_NE(watched, nullptr);
 
   natsConnection* nc = nullptr;
   ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
@@ -531,7 +541,7 @@ TEST_P(NatsTest, UnreadableStructuredMessagesAreDeadLetteredWithTheReason) {
 
   std::vector<std::string> reasons;
   for (int i = 0; i < 2; ++i) {
-    auto d = dead.Pop();
+    auto d = watched->dead.Pop();
     ASSERT_NE(d, nullptr);
     const Envelope& e = (*d)->envelope();
     // Nothing is lost: the body goes along under its own media type.
@@ -544,7 +554,7 @@ TEST_P(NatsTest, UnreadableStructuredMessagesAreDeadLetteredWithTheReason) {
   EXPECT_THAT(reasons, ::testing::UnorderedElementsAre(
                            HasSubstr("not a protobuf CloudEvent: field `id` does not read"),
                            HasSubstr("format application/cloudevents+json are not supported")));
-  EXPECT_EQ(calls.load(), 0);
+  EXPECT_EQ(watched->calls.load(), 0);
   EXPECT_EQ(DeadLettered(*transport_, 2), 2);
   EXPECT_EQ(Stats(*transport_).bad_input, 2);
 }

@@ -46,6 +46,23 @@ namespace switchboard::internal {
 // The media type of the format, the `Content-Type` of a structured message.
 inline constexpr std::string_view kCloudEventsProtobuf = "application/cloudevents+protobuf";
 
+// A transport binding's two content modes. Binary: the data is the body and
+// each attribute a header or property of the transport. Structured: the
+// whole envelope is the body, in the format its content type names.
+enum class ContentMode { kStructured, kBinary };
+
+// The bindings' rule: a content type that starts with
+// `application/cloudevents` (any case) marks a structured message.
+[[nodiscard]] bool IsStructuredContentType(std::string_view content_type);
+
+// Whether a structured message's content type names the protobuf format
+// (parameters and case ignored), the one format these read.
+[[nodiscard]] bool IsCloudEventsProtobuf(std::string_view content_type);
+
+// "content_mode" of a transport's options: "" or "structured" (the
+// default), "binary". False for anything else.
+[[nodiscard]] bool ParseContentMode(std::string_view text, ContentMode* mode);
+
 // Bytes of the CloudEvent form of `env`.
 [[nodiscard]] size_t CloudEventWireSize(const Envelope& env);
 

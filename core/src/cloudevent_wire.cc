@@ -65,8 +65,11 @@ void VisitCloudEvent(const Envelope& env, Sink& sink) {
 
   auto ext = env.extensions.begin();
   // The extensions that sort before `name` (all that are left without one).
+  // (`compare`, not `<`: clang 14 cannot compare a std::string and a
+  // std::string_view of libstdc++ 12 with `<`.)
   auto extensions_before = [&](const std::string_view* name) {
-    for (; ext != env.extensions.end() && (name == nullptr || ext->first < *name); ++ext) {
+    for (; ext != env.extensions.end() && (name == nullptr || ext->first.compare(*name) < 0);
+         ++ext) {
       if (IsAttributeName(ext->first) && !IsMappedAttribute(ext->first)) {
         sink.StringAttribute(ext->first, ext->second);
       }
@@ -176,7 +179,8 @@ bool IsStructuredContentType(std::string_view content_type) {
 }
 
 bool IsCloudEventsProtobuf(std::string_view content_type) {
-  std::string_view type = content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
+  std::string_view type =
+      content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
   while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
   return absl::EqualsIgnoreCase(AsAbsl(type), AsAbsl(kCloudEventsProtobuf));
 }

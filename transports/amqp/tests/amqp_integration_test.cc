@@ -482,7 +482,8 @@ void OversizedCommandIsDeadLettered(const std::string& prefix, const std::string
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(e->id, big.id);
   EXPECT_TRUE(e->data.empty());
-  EXPECT_NE(e->extensions.at(std::string(attr::kDeadLetterReason)).find("`max_message_bytes` (65536)"),
+  EXPECT_NE(e->extensions.at(std::string(attr::kDeadLetterReason))
+                .find("`max_message_bytes` (65536)"),
             std::string::npos);
   EXPECT_EQ(e->extensions.at(std::string(attr::kDeadLetterCode)), "RESOURCE_EXHAUSTED");
   EXPECT_EQ(BadInput(**small), 1);

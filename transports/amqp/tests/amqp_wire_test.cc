@@ -136,7 +136,10 @@ TEST(AmqpWireTest, ReusedEncoderCarriesNothingOfItsLastEnvelope) {
 
   EnvelopeEncoder reused;
   std::vector<char> first;
-  ASSERT_TRUE(reused.Encode(FullEnvelope(), /*durable=*/true, "corr-of-a-reply", ContentMode::kBinary, &first).ok());
+  ASSERT_TRUE(reused
+                  .Encode(FullEnvelope(), /*durable=*/true, "corr-of-a-reply",
+                          ContentMode::kBinary, &first)
+                  .ok());
   std::vector<char> got;
   ASSERT_TRUE(reused.Encode(small, /*durable=*/false, "", ContentMode::kBinary, &got).ok());
 
@@ -152,7 +155,10 @@ TEST(AmqpWireTest, ReusedEncoderCarriesNothingOfItsLastEnvelope) {
 TEST(AmqpWireTest, ReplyCorrelationIdIsTheOneGiven) {
   EnvelopeEncoder encoder;
   std::vector<char> bytes;
-  ASSERT_TRUE(encoder.Encode(FullEnvelope(), /*durable=*/false, "request-id", ContentMode::kBinary, &bytes).ok());
+  ASSERT_TRUE(encoder
+                  .Encode(FullEnvelope(), /*durable=*/false, "request-id", ContentMode::kBinary,
+                          &bytes)
+                  .ok());
   proton::message m;
   m.decode(bytes);
   EXPECT_EQ(proton::get<std::string>(m.correlation_id()), "request-id");

@@ -29,7 +29,8 @@ class NatsHarness final : public conformance::Harness {
       return absl::FailedPreconditionError(
           "SWITCHBOARD_TEST_NATS_URL is not set; run under scripts/with-servers.sh");
     }
-    absl::StatusOr<std::unique_ptr<Transport>> t = testing::NewTestTransport(jetstream_, prefix_, nullptr, content_mode_);
+    absl::StatusOr<std::unique_ptr<Transport>> t =
+        testing::NewTestTransport(jetstream_, prefix_, nullptr, content_mode_);
     if (!t.ok()) return t.status();
     return std::shared_ptr<Transport>(*std::move(t));
   }

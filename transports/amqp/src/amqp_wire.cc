@@ -549,7 +549,11 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
     body_.resize(internal::CloudEventWireSize(env));
     internal::WriteCloudEventWire(env, reinterpret_cast<uint8_t*>(body_.data()));
     pn_data_put_binary(pn_message_body(msg_), Bytes(body_));
-    return EncodeMessage(env, out);
+    absl::Status encoded = EncodeMessage(env, out);
+    // A rare large body must not keep its buffer for the encoder's life.
+    constexpr size_t kKeptBodyBytes = 64 * 1024;
+    if (body_.capacity() > kKeptBodyBytes) std::string().swap(body_);
+    return encoded;
   }
   pn_message_set_content_type(msg_, env.data_content_type.c_str());
   pn_data_put_binary(pn_message_body(msg_), Bytes(env.data));

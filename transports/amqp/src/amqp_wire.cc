@@ -319,8 +319,8 @@ std::optional<std::string_view> BinaryBody(const proton::message& msg) {
 }
 
 absl::StatusOr<Envelope> DecodeStructured(const proton::message& msg,
+                                          const std::string& content_type,
                                           std::optional<uint64_t>* wire_bytes) {
-  const std::string content_type = msg.content_type();
   if (!internal::IsCloudEventsProtobuf(content_type)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "structured-mode CloudEvents in the format ", content_type.substr(0, 64),
@@ -347,7 +347,11 @@ absl::StatusOr<Envelope> DecodeStructured(const proton::message& msg,
 }
 
 absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64_t>* wire_bytes) {
-  if (ContentModeOf(msg) == ContentMode::kStructured) return DecodeStructured(msg, wire_bytes);
+  // Read once: proton copies it into a new string on every call.
+  std::string content_type = msg.content_type();
+  if (internal::IsStructuredContentType(content_type)) {
+    return DecodeStructured(msg, content_type, wire_bytes);
+  }
   PropList props;
   if (absl::Status s = ReadProps(msg.properties().value(), &props); !s.ok()) return s;
 
@@ -362,7 +366,7 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   if (auto s = ReadOptionalString(props, "datacontenttype", &env.data_content_type); !s.ok()) {
     return s;
   }
-  if (env.data_content_type.empty()) env.data_content_type = msg.content_type();
+  if (env.data_content_type.empty()) env.data_content_type = std::move(content_type);
 
   if (auto t = ReadTime(props, "time"); t.ok()) {
     env.time = *t;

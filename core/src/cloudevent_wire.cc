@@ -175,10 +175,14 @@ struct WriteSink {
 }  // namespace
 
 bool IsStructuredContentType(std::string_view content_type) {
-  return absl::StartsWithIgnoreCase(AsAbsl(content_type), "application/cloudevents");
+  constexpr std::string_view kPrefix = "application/cloudevents";
+  // The spelling senders use, at once; any other case after it.
+  if (content_type.substr(0, kPrefix.size()) == kPrefix) return true;
+  return absl::StartsWithIgnoreCase(AsAbsl(content_type), AsAbsl(kPrefix));
 }
 
 bool IsCloudEventsProtobuf(std::string_view content_type) {
+  if (content_type == kCloudEventsProtobuf) return true;
   std::string_view type =
       content_type.substr(0, std::min(content_type.find(';'), content_type.size()));
   while (!type.empty() && type.back() == ' ') type.remove_suffix(1);

@@ -184,6 +184,11 @@ class WireReader {
  private:
   template <int kMaxBytes, class T>
   bool VarintOf(T* v) {
+    // One byte, the common case for tags and lengths.
+    if (p_ != end_ && *p_ < 0x80) {
+      *v = static_cast<T>(*p_++);
+      return true;
+    }
     T result = 0;
     for (int i = 0; i < kMaxBytes; ++i) {
       if (p_ == end_) return false;

@@ -22,6 +22,7 @@
 #include "proton/binary.hpp"
 #include "proton/delivery.hpp"
 #include "proton/message.hpp"
+#include "proton/message_id.hpp"
 #include "proton/messaging_handler.hpp"
 #include "proton/receiver_options.hpp"
 #include "proton/sender.hpp"
@@ -233,6 +234,19 @@ class AmqpIntegrationTest : public ::testing::Test {
 };
 
 // Checked before connecting: no broker needed.
+TEST(AmqpOptionsTest, AnUnknownContentModeIsRejectedNamingTheSetting) {
+  // Checked before connecting: no broker needed.
+  v1::TransportConfig cfg;
+  cfg.set_type("amqp");
+  cfg.mutable_amqp()->set_url("amqp://127.0.0.1:1");
+  cfg.mutable_amqp()->set_content_mode("sometimes");
+  auto t = MakeAmqpTransport("bad", cfg, {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(t.status().message(), "`content_mode` is \"sometimes\""))
+      << t.status();
+}
+
 TEST(AmqpOptionsTest, ReconnectDelaysBelowAMillisecondOrOutOfOrderAreRejected) {
   v1::TransportConfig cfg;
   cfg.set_type("amqp");
@@ -566,6 +580,42 @@ TEST_F(AmqpIntegrationTest, OversizedRequestGetsResourceExhaustedBeforeTheHandle
   }
   EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(BadInput(*server), 1);
+}
+
+// A server in the default (structured) mode answers a binary request from a
+// plain client in binary mode: replies follow their requests.
+TEST_F(AmqpIntegrationTest, AReplyTravelsInItsRequestsContentMode) {
+  auto server = NewTransport();
+  ASSERT_NE(server, nullptr);
+  const std::string op = "it.v1.Echo/Mirror";
+  auto sub = server->Serve(MakeEndpoint(op, op), [](Envelope req, ReplyCallback reply) {
+    Envelope rep;
+    rep.data = "ok:" + req.data;
+    std::move(reply)(std::move(rep));
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+
+  const std::string reply_queue = "/queue/" + prefix_ + "raw.replies";
+  Envelope req = MakeEnvelope(op, "binary");
+  req.reply_to = reply_queue;
+  req.style = Style::kRequest;
+  proton::message msg;
+  ASSERT_TRUE(EnvelopeToMessage(req, /*durable=*/false, &msg, ContentMode::kBinary).ok());
+  RawClient reader(testing::TestAmqpUrl(), reply_queue, /*durable=*/false);
+  {
+    // The server declared its auto-delete queue: the existing-queue address.
+    RawClient raw(testing::TestAmqpUrl(), "/amq/queue/" + prefix_ + "req.it.v1.Echo.Mirror",
+                  /*durable=*/false);
+    ASSERT_TRUE(raw.Send(msg));
+  }
+  auto got = reader.Receive(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(ContentModeOf(got[0]), ContentMode::kBinary);
+  EXPECT_TRUE(got[0].properties().exists("cloudEvents_id"));  // attributes as properties
+  EXPECT_EQ(proton::get<std::string>(got[0].correlation_id()), req.id);
+  auto rep = MessageToEnvelope(got[0]);
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_EQ(rep->data, "ok:binary");
 }
 
 TEST_F(AmqpIntegrationTest, RequestReplyAndFailFastWithoutServer) {

@@ -1,7 +1,6 @@
 #include "switchboard/internal/cloudevent_wire.h"
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -140,14 +139,8 @@ struct SizeSink {
 struct WriteSink {
   uint8_t* out;
 
-  void Header(int field, size_t length) {
-    out = PutVarint(length, PutVarint(Tag(field, kLengthDelimited), out));
-  }
-  void Bytes(int field, std::string_view v) {
-    Header(field, v.size());
-    if (!v.empty()) std::memcpy(out, v.data(), v.size());
-    out += v.size();
-  }
+  void Header(int field, size_t length) { out = PutFieldHeader(field, length, out); }
+  void Bytes(int field, std::string_view v) { out = PutBytesField(field, v, out); }
   void String(int field, std::string_view v) {
     if (!v.empty()) Bytes(field, v);
   }
@@ -322,7 +315,7 @@ absl::Status ReadCloudEventWire(std::string_view bytes, Envelope* env) {
   const char* bad = nullptr;  // the field that did not read
   auto string_field = [&bad](WireReader& r, std::string* out, const char* name) {
     std::string_view v;
-    if (!r.Bytes(&v) || !IsUtf8(v)) {
+    if (!r.String(&v)) {
       bad = name;
       return false;
     }
@@ -343,7 +336,7 @@ absl::Status ReadCloudEventWire(std::string_view bytes, Envelope* env) {
         // one replaces; a value message that occurs twice merges.
         auto on_entry = [&a](uint32_t t, WireReader& er, int entry_depth) {
           std::string_view value;
-          if (t == Tag(1, kLengthDelimited)) return er.Bytes(&a.name) && IsUtf8(a.name);
+          if (t == Tag(1, kLengthDelimited)) return er.String(&a.name);
           if (t == Tag(2, kLengthDelimited)) {
             return er.Bytes(&value) && ReadValue(value, entry_depth, &a);
           }
@@ -380,7 +373,7 @@ absl::Status ReadCloudEventWire(std::string_view bytes, Envelope* env) {
         if (data_field != kProtoData) data = std::string_view();
         auto on_any = [&data](uint32_t t, WireReader& ar, int any_depth) {
           std::string_view type_url;
-          if (t == Tag(1, kLengthDelimited)) return ar.Bytes(&type_url) && IsUtf8(type_url);
+          if (t == Tag(1, kLengthDelimited)) return ar.String(&type_url);
           if (t == Tag(2, kLengthDelimited)) return ar.Bytes(&data);
           return ar.SkipField(t, any_depth);
         };

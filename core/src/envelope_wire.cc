@@ -1,6 +1,5 @@
 #include "switchboard/internal/envelope_wire.h"
 
-#include <cstring>
 #include <ctime>
 #include <string_view>
 
@@ -90,11 +89,7 @@ struct SizeSink {
 struct WriteSink {
   uint8_t* out;
 
-  void Bytes(int field, std::string_view v) {
-    out = PutVarint(v.size(), PutVarint(Tag(field, kLengthDelimited), out));
-    if (!v.empty()) std::memcpy(out, v.data(), v.size());
-    out += v.size();
-  }
+  void Bytes(int field, std::string_view v) { out = PutBytesField(field, v, out); }
   void String(int field, std::string_view v) {
     if (!v.empty()) Bytes(field, v);
   }
@@ -102,11 +97,11 @@ struct WriteSink {
     if (v != 0) out = PutVarint(Int32Bits(v), PutVarint(Tag(field, kVarint), out));
   }
   void Timestamp(int field, const TimestampFields& ts) {
-    out = PutVarint(ts.Size(), PutVarint(Tag(field, kLengthDelimited), out));
+    out = PutFieldHeader(field, ts.Size(), out);
     out = ts.Write(out);
   }
   void MapEntry(int field, std::string_view key, std::string_view value) {
-    out = PutVarint(MapEntrySize(key, value), PutVarint(Tag(field, kLengthDelimited), out));
+    out = PutFieldHeader(field, MapEntrySize(key, value), out);
     Bytes(1, key);
     Bytes(2, value);
   }
@@ -163,7 +158,7 @@ absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWir
   const char* bad = nullptr;  // the field that did not read
   auto string_field = [&bad](WireReader& r, std::string* out, const char* name) {
     std::string_view v;
-    if (!r.Bytes(&v) || !IsUtf8(v)) {
+    if (!r.String(&v)) {
       bad = name;
       return false;
     }
@@ -216,8 +211,8 @@ absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWir
           // Every occurrence of the key or value must be UTF-8, also one
           // that a later one replaces.
           auto on_entry = [&key, &value](uint32_t t, WireReader& er, int entry_depth) {
-            if (t == Tag(1, kLengthDelimited)) return er.Bytes(&key) && IsUtf8(key);
-            if (t == Tag(2, kLengthDelimited)) return er.Bytes(&value) && IsUtf8(value);
+            if (t == Tag(1, kLengthDelimited)) return er.String(&key);
+            if (t == Tag(2, kLengthDelimited)) return er.String(&value);
             return er.SkipField(t, entry_depth);
           };
           if (!r.Bytes(&entry) || !ReadMessage(entry, depth, on_entry)) {

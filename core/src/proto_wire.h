@@ -79,6 +79,18 @@ inline size_t StringFieldSize(int field, size_t length) {
   return VarintSize(Tag(field, kLengthDelimited)) + VarintSize(length) + length;
 }
 
+// The tag and length of a length-delimited field; its bytes follow.
+inline uint8_t* PutFieldHeader(int field, size_t length, uint8_t* out) {
+  return PutVarint(length, PutVarint(Tag(field, kLengthDelimited), out));
+}
+
+// A length-delimited field: tag, length, bytes (written even when empty).
+inline uint8_t* PutBytesField(int field, std::string_view v, uint8_t* out) {
+  out = PutFieldHeader(field, v.size(), out);
+  if (!v.empty()) std::memcpy(out, v.data(), v.size());
+  return out + v.size();
+}
+
 // ---- reading ----
 
 // protobuf's default recursion limit: messages and groups nested deeper do
@@ -139,6 +151,9 @@ class WireReader {
   bool Tag(uint32_t* tag) { return VarintOf<5>(tag); }
 
   // A length and that many bytes.
+  // A proto3 string: a length and that many bytes of UTF-8.
+  bool String(std::string_view* out) { return Bytes(out) && IsUtf8(*out); }
+
   bool Bytes(std::string_view* out) {
     uint64_t n;
     if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;

@@ -281,44 +281,8 @@ TEST(CloudEventWireTest, TextDataIsTextAndProtobufDataIsBinary) {
 
 TEST(CloudEventWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
   std::mt19937_64 rng(20261124);
-  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
-  auto text = [&](int max) {
-    std::string s(static_cast<size_t>(pick(max + 1)), ' ');
-    for (char& c : s) c = static_cast<char>('!' + pick(94));
-    return s;
-  };
-  auto name = [&](int max) {
-    std::string s(static_cast<size_t>(1 + pick(max)), ' ');
-    for (char& c : s) c = pick(4) == 0 ? static_cast<char>('0' + pick(10)) : 'a' + pick(26);
-    return s;
-  };
   for (int i = 0; i < 2000; ++i) {
-    Envelope env;
-    env.id = "id-" + text(40);
-    env.source = text(20);
-    env.type = "t." + text(60);
-    if (pick(2)) {
-      env.time = absl::FromUnixNanos(static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 61));
-    }
-    const int type = pick(3);
-    env.data_content_type = type == 0   ? "application/json"
-                            : type == 1 ? std::string(kContentTypeProtobuf)
-                                        : "type/" + text(30);
-    env.subject = text(10);
-    env.traceparent = text(55);
-    env.tracestate = text(200);
-    env.idempotency_key = pick(2) ? env.id : "key-" + text(40);
-    if (pick(2)) {
-      env.deadline = absl::FromUnixMicros(static_cast<int64_t>(rng() % (int64_t{1} << 52)));
-    }
-    env.correlation_id = text(40);
-    env.reply_to = text(40);
-    env.attempt = 1 + pick(5);
-    env.style = static_cast<Style>(pick(4));
-    if (pick(2)) env.status = absl::Status(static_cast<absl::StatusCode>(1 + pick(16)), text(100));
-    for (int n = pick(5); n > 0; --n) env.extensions[pick(5) == 0 ? text(8) : name(16)] = text(20);
-    env.data = pick(3) == 0 ? std::string(static_cast<size_t>(pick(100)), '\xC3') : text(5000);
-
+    const Envelope env = testing::RandomEnvelope(rng);
     const std::string direct = EnvelopeToCloudEvent(env);
     ASSERT_EQ(direct, Serialized(ToCloudEventProto(env))) << "envelope " << i;
     Envelope read;

@@ -89,36 +89,8 @@ TEST(EnvelopeWireTest, WritesTheBytesProtobufWritesForToProto) {
 
 TEST(EnvelopeWireTest, RandomEnvelopesMatchProtobufAndReadBack) {
   std::mt19937_64 rng(20261124);
-  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint64_t>(n)); };
-  auto text = [&](int max) {
-    std::string s(static_cast<size_t>(pick(max + 1)), ' ');
-    for (char& c : s) c = static_cast<char>('!' + pick(94));
-    return s;
-  };
   for (int i = 0; i < 2000; ++i) {
-    Envelope env;
-    env.id = "id-" + text(40);
-    env.source = text(20);
-    env.type = "t." + text(60);
-    if (pick(2)) {
-      env.time = absl::FromUnixNanos(static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 61));
-    }
-    if (pick(2)) env.data_content_type = "type/" + text(30);
-    env.subject = text(10);
-    env.traceparent = text(55);
-    env.tracestate = text(200);
-    env.idempotency_key = pick(2) ? env.id : "key-" + text(40);
-    if (pick(2)) {
-      env.deadline = absl::FromUnixMicros(static_cast<int64_t>(rng() % (int64_t{1} << 52)));
-    }
-    env.correlation_id = text(40);
-    env.reply_to = text(40);
-    env.attempt = 1 + pick(5);
-    env.style = static_cast<Style>(pick(4));
-    if (pick(2)) env.status = absl::Status(static_cast<absl::StatusCode>(1 + pick(16)), text(100));
-    for (int n = pick(4); n > 0; --n) env.extensions[text(8)] = text(20);
-    env.data = text(pick(2) ? 100 : 5000);
-
+    const Envelope env = testing::RandomEnvelope(rng);
     std::string direct = EnvelopeToWire(env);
     ASSERT_EQ(direct, ViaProto(env)) << "envelope " << i;
     v1::Envelope parsed;

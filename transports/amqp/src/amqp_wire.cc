@@ -5,7 +5,6 @@
 #include <exception>
 #include <map>
 #include <optional>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -22,6 +21,7 @@
 #include "proton/types.hpp"
 #include "proton/value.hpp"
 #include "sv.h"
+#include "switchboard/internal/attribute_names.h"
 #include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 
@@ -134,18 +134,9 @@ const Prop* Find(const PropList& props, std::string_view attribute) {
 
 std::string Key(std::string_view attribute) { return absl::StrCat(Sv(kCePrefix), Sv(attribute)); }
 
-// The attributes this mapping owns; any other `cloudEvents_<name>` is an
-// extension passed through.
-const std::set<std::string, std::less<>>& KnownAttributes() {
-  static const auto* known = new std::set<std::string, std::less<>>{
-      "id", "source", "specversion", "type", "time", "datacontenttype", "subject",
-      std::string(attr::kTraceparent), std::string(attr::kTracestate),
-      std::string(attr::kIdempotencyKey), std::string(attr::kExpiryTime),
-      std::string(attr::kCorrelationId), std::string(attr::kReplyTo),
-      std::string(attr::kAttempt), std::string(attr::kStyle), std::string(attr::kStatusCode),
-      std::string(attr::kStatusMessage)};
-  return *known;
-}
+// The attributes this mapping owns (a field of their own in the envelope);
+// any other `cloudEvents_<name>` is an extension passed through.
+using internal::IsMappedAttribute;
 
 bool IsStringType(pn_type_t t) { return t == PN_STRING || t == PN_SYMBOL; }
 
@@ -439,7 +430,7 @@ absl::StatusOr<Envelope> Decode(const proton::message& msg, std::optional<uint64
   for (const Prop& p : props) {
     if (!absl::StartsWith(Sv(p.key), Sv(kCePrefix))) continue;
     std::string_view name = p.key.substr(kCePrefix.size());
-    if (name.empty() || KnownAttributes().count(name) > 0) continue;
+    if (name.empty() || IsMappedAttribute(name)) continue;
     std::string text;
     if (ExtensionString(p, &text)) env.extensions[std::string(name)] = std::move(text);
   }
@@ -595,7 +586,7 @@ absl::Status EnvelopeEncoder::Encode(const Envelope& env, bool durable,
     PutString(d, keys.status_message, std::string_view(message.data(), message.size()));
   }
   for (const auto& [name, value] : env.extensions) {
-    if (name.empty() || KnownAttributes().count(name) > 0) continue;
+    if (name.empty() || IsMappedAttribute(name)) continue;
     PutString(d, Key(name), value);
   }
   pn_data_exit(d);

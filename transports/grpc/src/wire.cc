@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <cstring>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "switchboard/internal/strings.h"
+#include "switchboard/internal/attribute_names.h"
 #include "switchboard/status.h"
 
 namespace switchboard::grpc::wire {
@@ -14,27 +14,10 @@ namespace {
 
 constexpr std::string_view kPrefix = "ce-";
 
-// CloudEvents attribute names are lower-case letters and digits; anything
-// else cannot be a `ce-` metadata key without ambiguity.
-bool IsAttributeName(std::string_view name) {
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c)) return false;
-  }
-  return true;
-}
-
-bool IsKnownAttribute(std::string_view name) {
-  static constexpr std::string_view kKnown[] = {
-      "id",           "source",         "specversion",   "type",      "time",
-      "datacontenttype", "subject",     "traceparent",   "tracestate", attr::kIdempotencyKey,
-      attr::kExpiryTime, attr::kCorrelationId, attr::kReplyTo, attr::kAttempt, attr::kStyle,
-      attr::kStatusCode, attr::kStatusMessage};
-  for (std::string_view k : kKnown) {
-    if (k == name) return true;
-  }
-  return false;
-}
+// Extensions travel as `ce-` keys only under CloudEvents attribute names
+// that have no field of their own (switchboard/internal/attribute_names.h).
+using internal::IsAttributeName;
+using internal::IsMappedAttribute;
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -109,7 +92,7 @@ void ForEachMetadata(const Envelope& env, MetadataSet set,
     add("ce-statusmessage", AsStd(env.status.message()));
   }
   for (const auto& [name, value] : env.extensions) {
-    if (IsAttributeName(name) && !IsKnownAttribute(name) && name != kQueuedTypeExtension) {
+    if (IsAttributeName(name) && !IsMappedAttribute(name) && name != kQueuedTypeExtension) {
       key.assign(kPrefix);
       key.append(name);
       add(key, value);

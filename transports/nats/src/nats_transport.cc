@@ -204,20 +204,14 @@ absl::StatusOr<MsgPtr> BuildMsg(const std::string& subject, const char* reply,
 struct ReceivedHeaders {
   absl::InlinedVector<HeaderView, 24> views;
   uint64_t bytes = 0;
-  // Structured when `Content-Type` says CloudEvents (the binding's rule).
+  // `Content-Type` (any spelling of the key), empty without one.
+  std::string_view content_type;
+  // Structured when `content_type` says CloudEvents (the binding's rule).
   ContentMode mode = ContentMode::kBinary;
 
   std::string_view Get(std::string_view key) const {
     for (const HeaderView& h : views) {
       if (h.key == key) return h.value;
-    }
-    return {};
-  }
-
-  // `Content-Type` (any spelling of the key), empty without one.
-  std::string_view ContentType() const {
-    for (const HeaderView& h : views) {
-      if (absl::EqualsIgnoreCase(Sv(h.key), Sv(kContentTypeHeader))) return h.value;
     }
     return {};
   }
@@ -234,10 +228,13 @@ ReceivedHeaders ReadHeaders(natsMsg* msg) {
     if (natsMsgHeader_Get(msg, keys[i], &value) != NATS_OK) continue;
     HeaderView h{keys[i], value == nullptr ? std::string_view() : value};
     out.bytes += h.key.size() + 4 + h.value.size();
+    if (out.content_type.empty() && absl::EqualsIgnoreCase(Sv(h.key), Sv(kContentTypeHeader))) {
+      out.content_type = h.value;
+    }
     out.views.push_back(h);
   }
   free(static_cast<void*>(keys));
-  if (internal::IsStructuredContentType(out.ContentType())) out.mode = ContentMode::kStructured;
+  if (internal::IsStructuredContentType(out.content_type)) out.mode = ContentMode::kStructured;
   return out;
 }
 
@@ -247,7 +244,7 @@ std::string MsgData(natsMsg* msg);
 // keys, values or the body before the envelope's own).
 absl::StatusOr<Envelope> DecodeMsg(natsMsg* msg, const ReceivedHeaders& headers) {
   if (headers.mode == ContentMode::kBinary) return EnvelopeFromHeaders(headers.views, MsgData(msg));
-  if (const std::string_view type = headers.ContentType(); !internal::IsCloudEventsProtobuf(type)) {
+  if (const std::string_view type = headers.content_type; !internal::IsCloudEventsProtobuf(type)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "structured-mode CloudEvents in the format ", Sv(type.substr(0, 64)),
         " are not supported; send ", Sv(internal::kCloudEventsProtobuf),
@@ -1279,7 +1276,7 @@ void ConsumerState::DeadLetterRaw(natsMsg* msg, const ReceivedHeaders& headers, 
     env.type = operation;
     env.time = s.clock()->Now();
     env.data_content_type = raw("ce-datacontenttype");
-    if (env.data_content_type.empty()) env.data_content_type = std::string(headers.ContentType());
+    if (env.data_content_type.empty()) env.data_content_type = std::string(headers.content_type);
     if (env.data_content_type.empty()) env.data_content_type = "application/octet-stream";
     env.style = kind == Kind::kEvent ? Style::kEvent : Style::kCommand;
     if (keep_data) env.data = MsgData(msg);

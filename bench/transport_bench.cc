@@ -11,7 +11,8 @@
 //                   [--content-mode=binary]   (the sb side's NATS and AMQP content mode)
 //                   [--idle-spin=MICROS]  (node.handler_idle_spin on the sb side)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
-//                   [--profile-raw]                          (requests only, for callgrind)
+//                   [--profile-raw] [--profile-no-policies] [--profile-commands]
+//                                                            (one at a time, for callgrind)
 //
 // For each transport x style x payload x concurrency it alternates rounds
 // (raw, switchboard, raw, switchboard, ...) so that drift of a shared machine
@@ -82,6 +83,10 @@ struct Flags {
   bool profile_inline = true;
   std::string profile_transport = "inproc";
   bool profile_raw = false;
+  // The profiled node has an empty policy.
+  bool profile_no_policies = false;
+  // Profile commands (send until the handler saw it) instead of requests.
+  bool profile_commands = false;
   // Narrow the table (for `perf record` of one row): empty means all.
   std::vector<std::string> styles;
   std::vector<size_t> payloads = {128, 4096};
@@ -126,6 +131,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->profile_inline = false;
     } else if (auto v = value("--profile-transport")) {
       f->profile_transport = *v;
+    } else if (a == "--profile-commands") {
+      f->profile_commands = true;
+    } else if (a == "--profile-no-policies") {
+      f->profile_no_policies = true;
     } else if (a == "--profile-raw") {
       f->profile_raw = true;
     } else if (auto v = value("--transports")) {
@@ -321,6 +330,9 @@ v1::Policy DefaultPolicy() {
 
 struct Env {
   std::string run_id;
+  // An empty policy (no timeout, retry, breaker or idempotency; tracing and
+  // metrics stay): what the node itself costs.
+  bool no_policies = false;
   bool raw_headers = false;
   std::string content_mode;
   int idle_spin_us = -1;
@@ -366,7 +378,8 @@ class SwitchboardSide {
   static absl::StatusOr<std::unique_ptr<SwitchboardSide>> Create(const std::string& transport,
                                                                  const Env& env,
                                                                  bool inline_execution,
-                                                                 bool requests_only = false) {
+                                                                 bool requests_only = false,
+                                                                 bool without_events = false) {
     absl::StatusOr<v1::TransportConfig> t = TransportFor(transport, env);
     if (!t.ok()) return t.status();
     v1::Config config;
@@ -379,7 +392,7 @@ class SwitchboardSide {
       spin->set_seconds(env.idle_spin_us / 1'000'000);
       spin->set_nanos(env.idle_spin_us % 1'000'000 * 1000);
     }
-    (*config.mutable_policies())["bench"] = DefaultPolicy();
+    (*config.mutable_policies())["bench"] = env.no_policies ? v1::Policy() : DefaultPolicy();
     auto bind = [&](std::string_view op, v1::Style style) -> v1::OperationBinding& {
       auto& b = (*config.mutable_operations())[std::string(op)];
       b.set_style(style);
@@ -393,7 +406,7 @@ class SwitchboardSide {
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Create(config);
     if (!node.ok()) return node.status();
     auto side = std::unique_ptr<SwitchboardSide>(new SwitchboardSide(*std::move(node)));
-    absl::Status s = side->Register(inline_execution, requests_only);
+    absl::Status s = side->Register(inline_execution, requests_only, without_events);
     if (!s.ok()) return s;
     return side;
   }
@@ -404,7 +417,7 @@ class SwitchboardSide {
  private:
   explicit SwitchboardSide(std::unique_ptr<Node> node) : node_(std::move(node)) {}
 
-  absl::Status Register(bool inline_execution, bool requests_only) {
+  absl::Status Register(bool inline_execution, bool requests_only, bool without_events) {
     HandlerOptions options;
     options.inline_execution = inline_execution;
     auto say = node_->Handle(
@@ -428,11 +441,12 @@ class SwitchboardSide {
     };
     auto work = node_->Handle(kWork, consume, options);
     if (!work.ok()) return work.status();
+    regs_.push_back(*std::move(work));
+    if (without_events) return absl::OkStatus();
     HandlerOptions group = options;
     group.group = "bench";
     auto notice = node_->Handle(kNotice, consume, group);
     if (!notice.ok()) return notice.status();
-    regs_.push_back(*std::move(work));
     regs_.push_back(*std::move(notice));
     return absl::OkStatus();
   }
@@ -489,6 +503,8 @@ struct Extras {
   double inline_calls_per_s = 0;
   double executor_cpu_us_per_call = 0;
   double inline_cpu_us_per_call = 0;
+  double no_policies_calls_per_s = 0;
+  double no_policies_cpu_us_per_call = 0;
   double rss_bytes_per_in_flight_call = 0;
   int in_flight_calls = 0;
   double memory_store_lookups_per_s = 0;
@@ -649,6 +665,9 @@ std::string JsonReport(const Flags& flags, const Machine& m, const std::vector<R
        ", \"request_reply_calls_per_s_one_thread_inline\": " + Num(x.inline_calls_per_s) +
        ", \"cpu_us_per_call\": " + Num(x.executor_cpu_us_per_call, 2) +
        ", \"cpu_us_per_call_inline\": " + Num(x.inline_cpu_us_per_call, 2) +
+       ", \"request_reply_calls_per_s_one_thread_inline_no_policies\": " +
+       Num(x.no_policies_calls_per_s) +
+       ", \"cpu_us_per_call_inline_no_policies\": " + Num(x.no_policies_cpu_us_per_call, 2) +
        ", \"in_flight_calls\": " + std::to_string(x.in_flight_calls) +
        ", \"rss_bytes_per_in_flight_call\": " + Num(x.rss_bytes_per_in_flight_call) + "},\n";
   j += "  \"idempotency\": {\"memory_store_lookups_per_s\": " +
@@ -720,6 +739,8 @@ std::string ExtrasText(const Extras& x, bool markdown) {
             "1,000,000 per core: %s |\n"
             "| CPU time per call (all threads, getrusage), executor | %.2f us | |\n"
             "| CPU time per call (all threads, getrusage), inline | %.2f us | |\n"
+            "| the same, inline, an empty policy (tracing and metrics only), calls/s / CPU per "
+            "call | %.0f / %.2f us | |\n"
             "| resident memory per in-flight call (%d parked on an async handler) | %.0f B | < "
             "1 KiB: %s |\n"
             "| idempotency memory store, lookups/s (completed key, one thread) | %.0f | |\n"
@@ -732,6 +753,7 @@ std::string ExtrasText(const Extras& x, bool markdown) {
             "per core: %s)\n"
             "  CPU per call, executor                       %12.2f us\n"
             "  CPU per call, inline                         %12.2f us\n"
+            "  inline, empty policy: calls/s, CPU per call  %12.0f  %.2f us\n"
             "  RSS per in-flight call (%d parked)       %12.0f B        (target < 1 KiB: %s)\n"
             "idempotency memory store:\n"
             "  lookups/s (completed key)                    %12.0f\n"
@@ -741,7 +763,8 @@ std::string ExtrasText(const Extras& x, bool markdown) {
   std::snprintf(buf, sizeof buf, fmt, x.raw_calls_per_s, x.executor_calls_per_s,
                 per_core(x.executor_cpu_us_per_call) >= 1e6 ? "met" : "missed",
                 x.inline_calls_per_s, per_core(x.inline_cpu_us_per_call) >= 1e6 ? "met" : "missed",
-                x.executor_cpu_us_per_call, x.inline_cpu_us_per_call, x.in_flight_calls,
+                x.executor_cpu_us_per_call, x.inline_cpu_us_per_call, x.no_policies_calls_per_s,
+                x.no_policies_cpu_us_per_call, x.in_flight_calls,
                 x.rss_bytes_per_in_flight_call,
                 x.rss_bytes_per_in_flight_call < 1024 ? "met" : "missed",
                 x.memory_store_lookups_per_s, x.memory_store_begin_complete_per_s);
@@ -829,8 +852,12 @@ Extras MeasureExtras(const Flags& flags, const Env& env) {
     RawInproc raw(Style::kRequest, 128);
     x.raw_calls_per_s = TimeOneThread(seconds, [&] { (void)raw.RunOnce(0, 1); }).calls_per_s;
   }
-  for (bool inline_execution : {false, true}) {
-    auto side = SwitchboardSide::Create("inproc", env, inline_execution);
+  for (int pass = 0; pass < 3; ++pass) {
+    // The executor, inline, inline without policies.
+    const bool inline_execution = pass > 0;
+    Env pass_env = env;
+    pass_env.no_policies = pass == 2;
+    auto side = SwitchboardSide::Create("inproc", pass_env, inline_execution);
     if (!side.ok()) {
       std::cerr << "inproc extras: " << side.status() << "\n";
       return x;
@@ -843,8 +870,12 @@ Extras MeasureExtras(const Flags& flags, const Env& env) {
     TimeOneThread(flags.warmup, call);
     OneThread t = TimeOneThread(seconds, call);
     if (failures > 0) std::cerr << "inproc extras: " << failures << " calls failed\n";
-    (inline_execution ? x.inline_calls_per_s : x.executor_calls_per_s) = t.calls_per_s;
-    (inline_execution ? x.inline_cpu_us_per_call : x.executor_cpu_us_per_call) = t.cpu_us_per_call;
+    double* calls_per_s[] = {&x.executor_calls_per_s, &x.inline_calls_per_s,
+                             &x.no_policies_calls_per_s};
+    double* cpu_us[] = {&x.executor_cpu_us_per_call, &x.inline_cpu_us_per_call,
+                        &x.no_policies_cpu_us_per_call};
+    *calls_per_s[pass] = t.calls_per_s;
+    *cpu_us[pass] = t.cpu_us_per_call;
   }
   x.in_flight_calls = 10'000;
   x.rss_bytes_per_in_flight_call = InFlightBytesPerCall(env, x.in_flight_calls);
@@ -950,6 +981,7 @@ int Main(int argc, char** argv) {
   env.raw_headers = flags.raw_headers;
   env.content_mode = flags.content_mode;
   env.idle_spin_us = flags.idle_spin_us;
+  env.no_policies = flags.profile_no_policies;
   env.nats_url = Getenv("SWITCHBOARD_TEST_NATS_URL");
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
   env.amqp_mgmt = Getenv("SWITCHBOARD_TEST_RABBITMQ_MGMT");
@@ -969,17 +1001,19 @@ int Main(int argc, char** argv) {
       for (int i = 0; i < flags.profile_calls; ++i)
         if (!(*raw)->RunOnce(0, g_seq[0].fetch_add(1) + 1).ok()) ++failed;
     } else {
-      // Requests only: under a profiler the event subscription of a network transport can
+      // No events: under a profiler the event subscription of a network transport can
       // take longer to confirm than the transport allows.
-      auto side =
-          SwitchboardSide::Create(flags.profile_transport, env, flags.profile_inline, true);
+      auto side = SwitchboardSide::Create(flags.profile_transport, env, flags.profile_inline,
+                                          !flags.profile_commands, true);
       if (!side.ok()) {
         std::cerr << side.status() << "\n";
         return 1;
       }
-      EchoRequest req = MakeRequest(0, 1, 128);
+      auto unit = SwitchboardWorkload(**side, flags.profile_commands ? Style::kCommand
+                                                                     : Style::kRequest,
+                                      128);
       for (int i = 0; i < flags.profile_calls; ++i)
-        if (!(*side)->node().Call(kSay, req).GetFor(absl::Seconds(30)).ok()) ++failed;
+        if (!unit.RunOnce(0, g_seq[0].fetch_add(1) + 1).ok()) ++failed;
     }
     std::printf("%d calls, %d failed\n", flags.profile_calls, failed);
     std::fflush(stdout);

@@ -149,7 +149,70 @@ std::string EnvelopeToWire(const Envelope& env) {
 
 // ---- reading ----
 
+namespace {
+
+// Reads an envelope whose fields are `depth` levels from protobuf's
+// recursion limit: kMaxDepth + 1 at the top level, one less for each
+// message it is inside of.
+absl::Status ReadEnvelopeAt(std::string_view bytes, int depth, Envelope* env,
+                            EnvelopeWireRest* rest);
+
+}  // namespace
+
 absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWireRest* rest) {
+  // The top-level message takes the first level, as in protobuf.
+  return ReadEnvelopeAt(bytes, kMaxDepth + 1, env, rest);
+}
+
+absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field, int text_field,
+                                   Envelope* env, EnvelopeWireRest* rest, std::string* text) {
+  text->clear();
+  // The envelope's bytes; repeated occurrences are read as one message, as
+  // protobuf merges them (rare: only a sender that splits it writes more).
+  std::string_view envelope;
+  std::string merged;
+  int occurrences = 0;
+  int envelope_depth = 0;
+  const char* bad = nullptr;
+  auto on_field = [&](uint32_t tag, WireReader& r, int depth) -> bool {
+    if (tag == Tag(envelope_field, kLengthDelimited)) {
+      std::string_view v;
+      if (!r.Bytes(&v)) {
+        bad = "envelope";
+        return false;
+      }
+      if (++occurrences == 2) merged.assign(envelope);
+      if (occurrences >= 2) merged.append(v);
+      envelope = v;
+      envelope_depth = depth;
+      return true;
+    }
+    if (tag == Tag(text_field, kLengthDelimited)) {
+      std::string_view v;
+      if (!r.String(&v)) {
+        bad = "string";
+        return false;
+      }
+      text->assign(v);
+      return true;
+    }
+    return r.SkipField(tag, depth);
+  };
+  if (!ReadMessage(bytes, kMaxDepth + 1, on_field)) {
+    return absl::InvalidArgumentError(bad != nullptr
+                                          ? Cat("not a protobuf message: its ", bad,
+                                                " field does not read")
+                                          : std::string("not a protobuf message"));
+  }
+  if (occurrences == 0) return ReadEnvelopeAt({}, kMaxDepth, env, rest);
+  return ReadEnvelopeAt(occurrences >= 2 ? std::string_view(merged) : envelope, envelope_depth,
+                        env, rest);
+}
+
+namespace {
+
+absl::Status ReadEnvelopeAt(std::string_view bytes, int depth_limit, Envelope* env,
+                            EnvelopeWireRest* rest) {
   *rest = EnvelopeWireRest{};
   ClearKeepingBuffers(env);
   env->spec_version.clear();
@@ -243,8 +306,7 @@ absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWir
     }
     return r.SkipField(tag, depth);
   };
-  // The top-level message takes the first level, as in protobuf.
-  if (!ReadMessage(bytes, kMaxDepth + 1, on_field)) {
+  if (!ReadMessage(bytes, depth_limit, on_field)) {
     return absl::InvalidArgumentError(
         bad != nullptr ? Cat("not a protobuf envelope: field `", bad, "` does not read")
                        : std::string("not a protobuf envelope"));
@@ -253,6 +315,8 @@ absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWir
   if (rest->has_deadline) env->deadline = TimeOf(deadline);
   return absl::OkStatus();
 }
+
+}  // namespace
 
 absl::Status CompleteEnvelope(const EnvelopeWireRest& rest, Envelope* env) {
   if (env->spec_version.empty()) env->spec_version = "1.0";

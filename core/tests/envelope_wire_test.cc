@@ -3,6 +3,9 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -10,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "switchboard/testing/envelope_testing.h"
 #include "switchboard/testing/proto_wire_testing.h"
+#include "switchboard/test/v1/wire.pb.h"
 #include "switchboard/v1/envelope.pb.h"
 
 namespace switchboard::internal {
@@ -243,6 +247,177 @@ TEST(EnvelopeWireTest, AnEnvelopeFieldIsTheEnvelopeInsideItsMessage) {
   Envelope back;
   ASSERT_TRUE(FromProto(dead_letter.envelope(), &back).ok());
   EXPECT_TRUE(testing::EnvelopesEqual(back, env));
+}
+
+
+// ---- an envelope inside another message ----
+
+// Protobuf's parser of the enclosing message and FromProto of its envelope,
+// against ReadEnvelopeFieldWire and CompleteEnvelope on the same bytes; `Msg`
+// is EnvelopeThenText (fields 1 and 2) or TextThenEnvelope (2 and 1).
+template <class Msg>
+::testing::AssertionResult FieldReadsAsProtobufDoes(std::string_view bytes) {
+  constexpr bool kEnvelopeFirst = std::is_same_v<Msg, test::v1::EnvelopeThenText>;
+  google::protobuf::LogSilencer quiet;
+  Msg proto;
+  const bool proto_parsed = proto.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  Envelope want;
+  absl::Status want_status = proto_parsed ? FromProto(proto.envelope(), &want) : absl::OkStatus();
+  Envelope got = Full();  // every attribute must be replaced
+  EnvelopeWireRest rest;
+  std::string text = "left over";
+  absl::Status read = ReadEnvelopeFieldWire(bytes, kEnvelopeFirst ? 1 : 2, kEnvelopeFirst ? 2 : 1,
+                                            &got, &rest, &text);
+  if (read.ok() != proto_parsed) {
+    return ::testing::AssertionFailure()
+           << "protobuf parsed: " << proto_parsed << ", ReadEnvelopeFieldWire: " << read;
+  }
+  if (!read.ok()) {
+    if (read.code() != absl::StatusCode::kInvalidArgument) {
+      return ::testing::AssertionFailure() << "refused with " << read;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  if (text != proto.text()) {
+    return ::testing::AssertionFailure() << "text \"" << text << "\", protobuf: \""
+                                         << proto.text() << "\"";
+  }
+  absl::Status got_status = CompleteEnvelope(rest, &got);
+  if (got_status != want_status) {
+    return ::testing::AssertionFailure()
+           << "FromProto: " << want_status << ", CompleteEnvelope: " << got_status;
+  }
+  if (!got_status.ok()) return ::testing::AssertionSuccess();
+  return testing::EnvelopesEqual(got, want);
+}
+
+// What the gRPC transport's client writes: the envelope as a field and the
+// string after or before it.
+std::string EnvelopeThenText(const Envelope& env, std::string_view text) {
+  const size_t size = EnvelopeWireSize(env);
+  std::string bytes(EnvelopeFieldWireSize(1, size) + StringFieldWireSize(2, text), '\0');
+  WriteStringField(2, text,
+                   WriteEnvelopeField(1, env, size, reinterpret_cast<uint8_t*>(bytes.data())));
+  return bytes;
+}
+
+std::string TextThenEnvelope(const Envelope& env, std::string_view text) {
+  const size_t size = EnvelopeWireSize(env);
+  std::string bytes(EnvelopeFieldWireSize(2, size) + StringFieldWireSize(1, text), '\0');
+  WriteEnvelopeField(2, env, size,
+                     WriteStringField(1, text, reinterpret_cast<uint8_t*>(bytes.data())));
+  return bytes;
+}
+
+TEST(EnvelopeFieldWireTest, RandomRequestsReadBackAsProtobufReadsThem) {
+  std::mt19937_64 rng(7);
+  const std::string texts[] = {"", "orders.v1.Orders/Place.dlq", "group-a", "inbox-\xC3\xA9"};
+  for (int i = 0; i < 1000; ++i) {
+    const Envelope env = testing::RandomEnvelope(rng);
+    const std::string& text = texts[i % 4];
+    for (bool envelope_first : {true, false}) {
+      const std::string bytes =
+          envelope_first ? EnvelopeThenText(env, text) : TextThenEnvelope(env, text);
+      ASSERT_TRUE(envelope_first ? FieldReadsAsProtobufDoes<test::v1::EnvelopeThenText>(bytes)
+                                 : FieldReadsAsProtobufDoes<test::v1::TextThenEnvelope>(bytes))
+          << "request " << i;
+      Envelope read;
+      EnvelopeWireRest rest;
+      std::string read_text;
+      ASSERT_TRUE(ReadEnvelopeFieldWire(bytes, envelope_first ? 1 : 2, envelope_first ? 2 : 1,
+                                        &read, &rest, &read_text)
+                      .ok());
+      ASSERT_TRUE(CompleteEnvelope(rest, &read).ok());
+      ASSERT_TRUE(testing::EnvelopesEqual(read, env)) << "request " << i;
+      ASSERT_EQ(read_text, text);
+    }
+  }
+}
+
+TEST(EnvelopeFieldWireTest, ReadsEdgeCasesAsProtobufDoes) {
+  const std::string env = Len(1, "id-1") + Len(4, "t.v1.T/Op");
+  const std::string env2 = Len(1, "id-2") + Len(40, Len(1, "k") + Len(2, "v")) +
+                           Len(5, Key(2, 0) + Varint(9));
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"envelope and text", Len(1, env) + Len(2, "q")},
+      {"text first", Len(2, "q") + Len(1, env)},
+      {"no envelope", Len(2, "q")},
+      {"empty", ""},
+      {"empty envelope", Len(1, "")},
+      {"envelope twice: merged", Len(1, env) + Len(2, "q") + Len(1, env2)},
+      {"envelope three times", Len(1, env) + Len(1, env2) + Len(1, Len(3, "1.0"))},
+      {"time merged across occurrences",
+       Len(1, env + Len(5, Key(1, 0) + Varint(100))) + Len(1, Len(5, Key(2, 0) + Varint(7)))},
+      {"text twice", Len(1, env) + Len(2, "a") + Len(2, "b")},
+      {"bad text", Len(1, env) + Len(2, "\xFF")},
+      {"bad text replaced", Len(1, env) + Len(2, "\xFF") + Len(2, "ok")},
+      {"text as a varint", Len(1, env) + Key(2, 0) + Varint(5)},
+      {"envelope as a varint", Len(1, env) + Key(1, 0) + Varint(5)},
+      {"envelope as fixed32", Key(1, 5) + "1234" + Len(1, env)},
+      {"bad id in the envelope", Len(1, Len(1, "\xC0\x80") + Len(4, "t"))},
+      {"bad id replaced by a later occurrence", Len(1, Len(1, "\xFF")) + Len(1, env)},
+      {"envelope cut", Key(1, 2) + Varint(40) + env},
+      {"envelope with a cut field", Len(1, Key(1, 2) + Varint(9) + "abc")},
+      {"unknown fields", Len(1, env) + Key(9, 0) + Varint(1) + Len(10, "x") + Key(11, 1) +
+                             "12345678"},
+      {"group", Len(1, env) + Key(70, 3) + Key(1, 0) + Varint(1) + Key(70, 4)},
+      {"group not ended", Len(1, env) + Key(70, 3)},
+      {"field 0", Len(1, env) + Key(0, 0) + Varint(1)},
+      {"end group alone", Len(1, env) + Key(9, 4)},
+      {"length beyond the end", Len(1, env) + Key(2, 2) + Varint(50) + "abc"},
+  };
+  // One level less for an envelope inside a message: groups nested in it
+  // meet protobuf's recursion limit one level earlier.
+  for (int depth : {98, 99, 100}) {
+    std::string nested = env;
+    for (int i = 0; i < depth; ++i) nested += Key(70, 3);
+    for (int i = 0; i < depth; ++i) nested += Key(70, 4);
+    cases.emplace_back("groups nested in the envelope " + std::to_string(depth), Len(1, nested));
+    std::string outer = Len(1, env);
+    for (int i = 0; i < depth + 1; ++i) outer += Key(70, 3);
+    for (int i = 0; i < depth + 1; ++i) outer += Key(70, 4);
+    cases.emplace_back("groups nested beside it " + std::to_string(depth + 1), outer);
+  }
+  for (const auto& [name, bytes] : cases) {
+    EXPECT_TRUE(FieldReadsAsProtobufDoes<test::v1::EnvelopeThenText>(bytes)) << name;
+  }
+  // The same bytes with the field numbers swapped: field 1 is the text.
+  for (const auto& [name, bytes] : cases) {
+    EXPECT_TRUE(FieldReadsAsProtobufDoes<test::v1::TextThenEnvelope>(bytes)) << name;
+  }
+}
+
+TEST(EnvelopeFieldWireTest, ReadsDamagedBytesAsProtobufDoes) {
+  std::mt19937_64 rng(1124);
+  const std::string bases[] = {EnvelopeThenText(Full(), "orders.v1.Orders/Place.dlq"),
+                               TextThenEnvelope(Full(), "inbox-1")};
+  int accepted = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const bool envelope_first = i % 2 == 0;
+    const std::string bytes = testing::DamagedCopy(bases[i % 2], rng);
+    ASSERT_TRUE(envelope_first ? FieldReadsAsProtobufDoes<test::v1::EnvelopeThenText>(bytes)
+                               : FieldReadsAsProtobufDoes<test::v1::TextThenEnvelope>(bytes))
+        << "damaged copy " << i;
+    google::protobuf::LogSilencer quiet;
+    test::v1::EnvelopeThenText a;
+    test::v1::TextThenEnvelope b;
+    if (envelope_first ? a.ParseFromString(bytes) : b.ParseFromString(bytes)) ++accepted;
+  }
+  // Both outcomes were exercised (damage inside the envelope refuses more).
+  EXPECT_GT(accepted, 500);
+  EXPECT_LT(accepted, 19000);
+}
+
+TEST(EnvelopeFieldWireTest, SaysWhichFieldDidNotRead) {
+  Envelope env;
+  EnvelopeWireRest rest;
+  std::string text;
+  absl::Status s = ReadEnvelopeFieldWire(Len(1, "x") + Len(2, "\xFF"), 1, 2, &env, &rest, &text);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("string field"), std::string::npos) << s;
+  s = ReadEnvelopeFieldWire(Len(1, Len(1, "\xFF")), 1, 2, &env, &rest, &text);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("field `id`"), std::string::npos) << s;
 }
 
 }  // namespace

@@ -114,23 +114,25 @@ ByteBuffer ToBuffer(const google::protobuf::MessageLite& msg) {
   return buffer;
 }
 
-// Parses `buffer` in place, slice by slice (no intermediate string).
-bool ParseBuffer(ByteBuffer* buffer, google::protobuf::MessageLite* msg) {
-  return ::grpc::GenericDeserialize<::grpc::ProtoBufferReader, google::protobuf::MessageLite>(
-             buffer, msg)
-      .ok();
-}
-
-// Reads an envelope's protobuf form from a received buffer: in place when it
-// is one slice (the usual case), else from a copy in one slice.
-absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
-                                internal::EnvelopeWireRest* rest) {
+// A received buffer as one slice: itself when it is one (the usual case),
+// else a copy in one slice; empty when there is no message.
+::grpc::Slice SingleSlice(const ByteBuffer& buffer) {
   ::grpc::Slice slice;
   if (!buffer.TrySingleSlice(&slice).ok() && !buffer.DumpToSingleSlice(&slice).ok()) {
-    slice = ::grpc::Slice();  // no message: read as empty
+    slice = ::grpc::Slice();
   }
-  return internal::ReadEnvelopeWire(
-      std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()), out, rest);
+  return slice;
+}
+
+std::string_view View(const ::grpc::Slice& slice) {
+  return std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size());
+}
+
+// Reads an envelope's protobuf form from a received buffer.
+absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
+                                internal::EnvelopeWireRest* rest) {
+  const ::grpc::Slice slice = SingleSlice(buffer);
+  return internal::ReadEnvelopeWire(View(slice), out, rest);
 }
 
 // An envelope's protobuf form, written straight from the envelope into one
@@ -628,36 +630,44 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     }
     return absl::OkStatus();
   }
-  // The same for an envelope inside a request message (taken apart).
-  absl::Status Decode(v1::Envelope* proto, Envelope* out) {
-    internal::EnvelopeWireRest rest;
-    internal::ReadEnvelopeProto(std::move(*proto), out, &rest);
-    return Decode(out, &rest);
-  }
-
   // Reads a `Call` body, an envelope, straight from the received bytes.
   bool ReadEnvelopeBody(Envelope* out, internal::EnvelopeWireRest* rest) {
     const size_t size = in_.Length();
     absl::Status read = ReadEnvelopeBuffer(in_, out, rest);
-    in_.Clear();  // the bytes are not needed while the handler runs
+    return BodyRead(read, size, "switchboard.v1.Envelope");
+  }
+
+  // Reads a request message that carries an envelope as its field
+  // `envelope_field` and a string as its field `text_field` (EnqueueRequest,
+  // PublishRequest, ReplyRequest) straight from the received bytes, and
+  // completes the envelope.
+  bool ReadEnvelopeRequest(int envelope_field, int text_field, std::string_view message,
+                           Envelope* out, std::string* text) {
+    const size_t size = in_.Length();
+    internal::EnvelopeWireRest rest;
+    absl::Status read;
+    {
+      const ::grpc::Slice slice = SingleSlice(in_);
+      read = internal::ReadEnvelopeFieldWire(View(slice), envelope_field, text_field, out, &rest,
+                                             text);
+    }
+    if (!BodyRead(read, size, message)) return false;
+    if (absl::Status s = Decode(out, &rest); !s.ok()) {
+      Fail(s);
+      return false;
+    }
+    return true;
+  }
+
+  // Drops the received bytes (not needed while the handler runs); when they
+  // did not read, counts them and answers InvalidArgument.
+  bool BodyRead(const absl::Status& read, size_t size, std::string_view message) {
+    in_.Clear();
     if (read.ok()) return true;
     engine_->CountMalformed();
     Fail(absl::InvalidArgumentError(Cat("malformed request to ", ctx_->method(), ": the ", size,
-                                        "-byte body is not a switchboard.v1.Envelope (",
-                                        read.message(), ")")));
-    return false;
-  }
-
-  template <class Msg>
-  bool ParseBody(Msg* msg) {
-    const size_t size = in_.Length();
-    const bool parsed = ParseBuffer(&in_, msg);
-    in_.Clear();  // the bytes are not needed while the handler runs
-    if (parsed) return true;
-    engine_->CountMalformed();
-    Fail(absl::InvalidArgumentError(Cat(
-        "malformed request to ", ctx_->method(), ": the ", size,
-        "-byte body is not a ", Msg::descriptor()->full_name())));
+                                        "-byte body is not a ", message, " (", read.message(),
+                                        ")")));
     return false;
   }
 
@@ -689,11 +699,10 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandleEnqueue() {
-    v1::EnqueueRequest req;
-    if (!ParseBody(&req)) return;
     Envelope command;
-    if (absl::Status s = Decode(req.mutable_command(), &command); !s.ok()) return Fail(s);
-    std::string queue = req.queue().empty() ? command.type : req.queue();
+    std::string queue;
+    if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.EnqueueRequest", &command, &queue)) return;
+    if (queue.empty()) queue = command.type;
     std::string id = command.id;
     engine_->LocalEnqueue(std::move(command), queue,
                           [f = finisher_, id](absl::Status s) {
@@ -709,17 +718,16 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandlePublish() {
-    v1::PublishRequest req;
-    if (!ParseBody(&req)) return;
     Envelope event;
-    if (absl::Status s = Decode(req.mutable_event(), &event); !s.ok()) return Fail(s);
+    std::string group;
+    if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.PublishRequest", &event, &group)) return;
     std::string id = event.id;
-    if (req.group().empty()) {
+    if (group.empty()) {
       engine_->HubDistribute(event);
       Accept(id);
       return;
     }
-    std::string queue = wire::GroupQueue(event.type, req.group());
+    std::string queue = wire::GroupQueue(event.type, group);
     engine_->LocalEnqueue(std::move(event), queue, [f = finisher_, id](absl::Status s) {
       if (!s.ok()) {
         Finisher::Finish(f, s, nullptr);
@@ -733,15 +741,14 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   }
 
   void HandleReply() {
-    v1::ReplyRequest req;
-    if (!ParseBody(&req)) return;
     Envelope reply;
-    if (absl::Status s = Decode(req.mutable_reply(), &reply); !s.ok()) return Fail(s);
+    std::string inbox;
+    if (!ReadEnvelopeRequest(2, 1, "switchboard.v1.ReplyRequest", &reply, &inbox)) return;
     std::shared_ptr<ReplyHandler> hold;
-    ReplyHandler* handler = engine_->FindInbox(req.inbox(), &hold);
+    ReplyHandler* handler = engine_->FindInbox(inbox, &hold);
     if (handler == nullptr) {
       return Fail(absl::NotFoundError(
-          Cat("no reply inbox \"", req.inbox(), "\" on this node (closed?)")));
+          Cat("no reply inbox \"", inbox, "\" on this node (closed?)")));
     }
     std::string id = reply.id;
     (*handler)(std::move(reply));
@@ -1426,12 +1433,10 @@ void Engine::RouteDeadLetter(Envelope env, const absl::Status& reason) {
     LocalEnqueue(std::move(env), queue, [](absl::Status) {});
     return;
   }
-  v1::EnqueueRequest req;
-  ToProto(env, req.mutable_command());
-  req.set_queue(queue);
+  ByteBuffer body = EnvelopeBuffer(env, 1, 2, queue);  // EnqueueRequest{command, queue}
   std::weak_ptr<Engine> weak = weak_from_this();
   auto keep = std::make_shared<Envelope>(std::move(env));
-  Unary(target, kMethodEnqueue, ToBuffer(req), keep.get(), kAcceptTimeout,
+  Unary(target, kMethodEnqueue, std::move(body), keep.get(), kAcceptTimeout,
         [weak, keep, queue](const ::grpc::Status& status, ClientCall&) {
           if (status.ok()) return;
           // Never lost: kept in this node's dead-letter queue instead.

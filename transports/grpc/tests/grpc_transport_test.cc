@@ -548,12 +548,32 @@ TEST(GrpcTransportTest, MalformedRequestsAreInvalidArgument) {
                                                                     << s.error_message();
     EXPECT_THAT(s.error_message(), HasSubstr("malformed")) << method;
   }
+  // The reply names the message the body should have been.
+  for (auto [method, message] :
+       {std::pair{kMethodEnqueue, "switchboard.v1.EnqueueRequest"},
+        std::pair{kMethodPublish, "switchboard.v1.PublishRequest"},
+        std::pair{kMethodReply, "switchboard.v1.ReplyRequest"}}) {
+    ::grpc::Status s = RawCall(server->bound_port(), std::string(method), garbage);
+    EXPECT_THAT(s.error_message(), HasSubstr(std::string("is not a ") + message)) << method;
+  }
   // A well-formed protobuf that is not a valid envelope (no id, no type).
   v1::Envelope empty;
   ::grpc::Status s = RawCall(server->bound_port(), std::string(kMethodCall), empty.SerializeAsString());
   EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_THAT(s.error_message(), HasSubstr("malformed envelope"));
-  EXPECT_GE(server->stats().malformed, 6u);
+  // The same inside a command and an event.
+  v1::EnqueueRequest enqueue;
+  enqueue.mutable_command();
+  enqueue.set_queue("test.v1.Echo/Say");
+  s = RawCall(server->bound_port(), std::string(kMethodEnqueue), enqueue.SerializeAsString());
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("malformed envelope"));
+  v1::PublishRequest publish;
+  publish.mutable_event()->set_id("e-1");  // no type
+  s = RawCall(server->bound_port(), std::string(kMethodPublish), publish.SerializeAsString());
+  EXPECT_EQ(s.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("malformed envelope"));
+  EXPECT_GE(server->stats().malformed, 11u);
   // Unknown methods are UNIMPLEMENTED, and the server still serves.
   EXPECT_EQ(RawCall(server->bound_port(), "/switchboard.v1.Switchboard/Nope", "").error_code(),
             ::grpc::StatusCode::UNIMPLEMENTED);

@@ -79,6 +79,16 @@ struct EnvelopeWireRest {
 [[nodiscard]] absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env,
                                             EnvelopeWireRest* rest);
 
+// A message that holds an envelope as its field `envelope_field` and a
+// string as its field `text_field` (EnqueueRequest{command = 1, queue = 2},
+// PublishRequest{event = 1, group = 2}, ReplyRequest{inbox = 1, reply = 2}),
+// read as protobuf's parser followed by ReadEnvelopeProto would: repeated
+// occurrences of the envelope merge, the last string wins, and a message
+// without the envelope reads as an empty one. `text` gets the string.
+[[nodiscard]] absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field,
+                                                 int text_field, Envelope* env,
+                                                 EnvelopeWireRest* rest, std::string* text);
+
 // The same from a parsed proto, taking it apart (its strings are moved):
 // for an envelope inside another message (`EnqueueRequest.command`).
 void ReadEnvelopeProto(v1::Envelope&& in, Envelope* env, EnvelopeWireRest* rest);

@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "switchboard/internal/envelope_pool.h"
@@ -167,12 +168,14 @@ absl::Status ReadEnvelopeWire(std::string_view bytes, Envelope* env, EnvelopeWir
 absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field, int text_field,
                                    Envelope* env, EnvelopeWireRest* rest, std::string* text) {
   text->clear();
-  // The envelope's bytes; repeated occurrences are read as one message, as
-  // protobuf merges them (rare: only a sender that splits it writes more).
-  std::string_view envelope;
-  std::string merged;
-  int occurrences = 0;
-  int envelope_depth = 0;
+  // The envelope's occurrences: usually one. Protobuf parses each into the
+  // same message, so each must read on its own, and together they read as
+  // their concatenation (a later string replaces, a map entry is added, a
+  // timestamp merges).
+  std::string_view first;
+  std::vector<std::string_view> more;  // the second and later occurrences
+  bool found = false;
+  int envelope_depth = kMaxDepth;
   const char* bad = nullptr;
   auto on_field = [&](uint32_t tag, WireReader& r, int depth) -> bool {
     if (tag == Tag(envelope_field, kLengthDelimited)) {
@@ -181,9 +184,12 @@ absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field, i
         bad = "envelope";
         return false;
       }
-      if (++occurrences == 2) merged.assign(envelope);
-      if (occurrences >= 2) merged.append(v);
-      envelope = v;
+      if (found) {
+        more.push_back(v);
+      } else {
+        first = v;
+        found = true;
+      }
       envelope_depth = depth;
       return true;
     }
@@ -204,9 +210,14 @@ absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field, i
                                                 " field does not read")
                                           : std::string("not a protobuf message"));
   }
-  if (occurrences == 0) return ReadEnvelopeAt({}, kMaxDepth, env, rest);
-  return ReadEnvelopeAt(occurrences >= 2 ? std::string_view(merged) : envelope, envelope_depth,
-                        env, rest);
+  if (more.empty()) return ReadEnvelopeAt(first, envelope_depth, env, rest);
+  more.insert(more.begin(), first);
+  std::string merged;
+  for (std::string_view one : more) {
+    if (absl::Status s = ReadEnvelopeAt(one, envelope_depth, env, rest); !s.ok()) return s;
+    merged.append(one);
+  }
+  return ReadEnvelopeAt(merged, envelope_depth, env, rest);
 }
 
 namespace {

@@ -154,9 +154,13 @@ class WireReader {
   // A proto3 string: a length and that many bytes of UTF-8.
   bool String(std::string_view* out) { return Bytes(out) && IsUtf8(*out); }
 
+  // A length as protobuf's parser reads one: at most five bytes, and under
+  // 2 GiB (a longer encoding of a small length is refused, as protobuf does).
+  bool Length(uint64_t* n) { return VarintOf<5>(n) && *n <= 0x7FFFFFFFu; }
+
   bool Bytes(std::string_view* out) {
     uint64_t n;
-    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    if (!Length(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
     *out = std::string_view(reinterpret_cast<const char*>(p_), static_cast<size_t>(n));
     p_ += n;
     return true;

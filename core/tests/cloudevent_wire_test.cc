@@ -401,6 +401,10 @@ TEST(CloudEventWireTest, ReadsEdgeCasesAsProtobufDoes) {
       {"group", valid + Key(70, 3) + Key(1, 0) + Varint(1) + Key(70, 4)},
       {"group not ended", valid + Key(70, 3)},
       {"length beyond the end", valid + Key(2, 2) + Varint(50) + "abc"},
+      // A length takes at most five bytes in protobuf's parser.
+      {"six-byte length", valid + Key(2, 2) + std::string("\x83\x80\x80\x80\x80\x00", 6) + "abc"},
+      {"six-byte length of unknown bytes",
+       valid + Key(60, 2) + std::string("\x80\x80\x80\x80\x80\x00", 6)},
       {"idempotency key", valid + Attr("idempotencykey", Str("k-1"))},
       {"trace context", valid + Attr("traceparent", Str("00-ab-cd-01")) +
                             Attr("tracestate", Str("a=b"))},

@@ -200,6 +200,13 @@ TEST(EnvelopeWireTest, ReadsEdgeCasesAsProtobufDoes) {
       {"group not ended", valid + Key(70, 3) + Key(1, 0) + Varint(1)},
       {"length beyond the end", valid + Key(2, 2) + Varint(50) + "abc"},
       {"huge length", valid + Key(2, 2) + Varint(uint64_t(1) << 40)},
+      {"five-byte length", valid + Key(2, 2) + std::string("\x83\x80\x80\x80\x00", 5) + "abc"},
+      {"six-byte length", valid + Key(2, 2) + std::string("\x83\x80\x80\x80\x80\x00", 6) + "abc"},
+      {"six-byte length of unknown bytes",
+       valid + Key(60, 2) + std::string("\x80\x80\x80\x80\x80\x00", 6)},
+      {"five-byte length of 2 GiB", valid + Key(60, 2) + std::string("\x80\x80\x80\x80\x08", 5)},
+      {"five-byte length with high bits",
+       valid + Key(2, 2) + std::string("\x83\x80\x80\x80\x10", 5) + "abc"},
   };
   for (int depth : {99, 100, 101}) {
     std::string nested = valid;
@@ -356,6 +363,10 @@ TEST(EnvelopeFieldWireTest, ReadsEdgeCasesAsProtobufDoes) {
       {"envelope as fixed32", Key(1, 5) + "1234" + Len(1, env)},
       {"bad id in the envelope", Len(1, Len(1, "\xC0\x80") + Len(4, "t"))},
       {"bad id replaced by a later occurrence", Len(1, Len(1, "\xFF")) + Len(1, env)},
+      // Each occurrence must read on its own, though their concatenation
+      // would (found by the envelope_proto fuzzer).
+      {"a field cut at the end of an occurrence", Len(1, env + Key(12, 5) + "1") + Len(1, "1.0")},
+      {"a group across two occurrences", Len(1, env + Key(70, 3)) + Len(1, Key(70, 4))},
       {"envelope cut", Key(1, 2) + Varint(40) + env},
       {"envelope with a cut field", Len(1, Key(1, 2) + Varint(9) + "abc")},
       {"unknown fields", Len(1, env) + Key(9, 0) + Varint(1) + Len(10, "x") + Key(11, 1) +

@@ -61,7 +61,9 @@ TEST(TraceParentTest, EveryByteAtEveryHexPosition) {
       TraceParent tp;
       const bool parsed = TraceParent::Parse(h, &tp);
       ASSERT_EQ(parsed, hex && !version_ff) << "byte " << c << " at " << pos;
-      if (parsed && pos >= 3) EXPECT_EQ(tp.ToString().substr(pos, 1), h.substr(pos, 1));
+      if (parsed && pos >= 3) {
+        EXPECT_EQ(tp.ToString().substr(pos, 1), h.substr(pos, 1));
+      }
     }
   }
 }

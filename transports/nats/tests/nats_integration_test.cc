@@ -516,7 +516,9 @@ TEST_P(NatsTest, UnreadableStructuredMessagesAreDeadLetteredWithTheReason) {
   natsConnection* nc = nullptr;
   ASSERT_EQ(natsConnection_ConnectTo(&nc, TestNatsUrl().c_str()), NATS_OK);
   jsCtx* js = nullptr;
-  if (jetstream()) ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  if (jetstream()) {
+    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  }
   std::string subject = OperationSubject(prefix_, Kind::kCommand, op);
   auto send = [&](const char* content_type, std::string_view body) {
     natsMsg* msg = nullptr;

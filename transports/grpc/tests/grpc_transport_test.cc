@@ -534,6 +534,36 @@ TEST(GrpcTransportTest, OversizedMessagesAreResourceExhausted) {
   return result;
 }
 
+// A PublishRequest with a group goes to that group's local queue only; one
+// without goes through the hub to every subscribed group.
+TEST(GrpcTransportTest, APublishedGroupReachesThatGroupOnly) {
+  auto pay = MustCreate("pay", GrpcConfig("127.0.0.1:0"));
+  ASSERT_NE(pay, nullptr);
+  Collector c;
+  auto sub = pay->Subscribe(Ep("test.v1.Paid", "payment"), c.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto publish = [&](std::string_view group, std::string_view data) {
+    v1::PublishRequest req;
+    ToProto(NewEnvelope("test.v1.Paid", std::string(data)), req.mutable_event());
+    req.set_group(std::string(group));
+    return RawCall(pay->bound_port(), std::string(kMethodPublish), req.SerializeAsString());
+  };
+  ::grpc::Status s = publish("audit", "for audit");  // a group nobody here consumes
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  s = publish("payment", "for payment");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<Envelope> got = c.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].data, "for payment");
+  s = publish("", "through the hub");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  got = c.WaitFor(2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].data, "through the hub");
+  absl::SleepFor(absl::Milliseconds(100));  // the audit copy would show up now
+  EXPECT_EQ(c.size(), 2u);
+}
+
 TEST(GrpcTransportTest, MalformedRequestsAreInvalidArgument) {
   auto server = MustCreate("server", GrpcConfig("127.0.0.1:0"));
   ASSERT_NE(server, nullptr);

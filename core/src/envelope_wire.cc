@@ -210,9 +210,10 @@ absl::Status ReadEnvelopeFieldWire(std::string_view bytes, int envelope_field, i
                                                 " field does not read")
                                           : std::string("not a protobuf message"));
   }
-  if (more.empty()) return ReadEnvelopeAt(first, envelope_depth, env, rest);
-  more.insert(more.begin(), first);
-  std::string merged;
+  if (absl::Status s = ReadEnvelopeAt(first, envelope_depth, env, rest); !s.ok() || more.empty()) {
+    return s;
+  }
+  std::string merged(first);
   for (std::string_view one : more) {
     if (absl::Status s = ReadEnvelopeAt(one, envelope_depth, env, rest); !s.ok()) return s;
     merged.append(one);

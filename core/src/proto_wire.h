@@ -150,7 +150,6 @@ class WireReader {
   // A tag: up to five bytes, 32 bits kept.
   bool Tag(uint32_t* tag) { return VarintOf<5>(tag); }
 
-  // A length and that many bytes.
   // A proto3 string: a length and that many bytes of UTF-8.
   bool String(std::string_view* out) { return Bytes(out) && IsUtf8(*out); }
 
@@ -158,6 +157,7 @@ class WireReader {
   // 2 GiB (a longer encoding of a small length is refused, as protobuf does).
   bool Length(uint64_t* n) { return VarintOf<5>(n) && *n <= 0x7FFFFFFFu; }
 
+  // A length and that many bytes.
   bool Bytes(std::string_view* out) {
     uint64_t n;
     if (!Length(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;

@@ -89,8 +89,8 @@ struct EnvelopeWireRest {
                                                  int text_field, Envelope* env,
                                                  EnvelopeWireRest* rest, std::string* text);
 
-// The same from a parsed proto, taking it apart (its strings are moved):
-// for an envelope inside another message (`EnqueueRequest.command`).
+// The same from a parsed proto, taking it apart (its strings are moved)
+// (FromProto).
 void ReadEnvelopeProto(v1::Envelope&& in, Envelope* env, EnvelopeWireRest* rest);
 
 // What FromProto does after the strings: defaults for what was not sent, the

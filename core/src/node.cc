@@ -814,21 +814,35 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
 
 Future<std::string> Node::CallRaw(std::string_view operation, std::string payload,
                                   CallOptions options) {
-  return CallImpl(operation, std::move(payload), std::move(options), nullptr);
+  auto [promise, future] = MakePromise<std::string>();
+  internal::CallIds& ids = promise.ids();
+  StartCall(operation, std::move(payload), std::move(options), nullptr, ids,
+            [promise = std::move(promise)](absl::StatusOr<Envelope>&& reply) mutable {
+              if (!reply.ok()) {
+                promise.Set(reply.status());
+                return;
+              }
+              if (reply->status.ok()) {
+                promise.Set(std::move(reply->data));
+              } else {
+                promise.Set(reply->status);
+              }
+              internal::RecycleEnvelope(*std::move(reply));
+            });
+  return std::move(future);
 }
 
-Future<std::string> Node::CallImpl(std::string_view operation, std::string payload,
-                                   CallOptions options,
-                                   const google::protobuf::Descriptor* reply_type) {
-  auto [promise, future] = MakePromise<std::string>();
+void Node::StartCall(std::string_view operation, std::string payload, CallOptions options,
+                     const google::protobuf::Descriptor* reply_type, internal::CallIds& ids,
+                     ReplyCallback done) {
   if (impl_->closed.load()) {
-    promise.Set(absl::FailedPreconditionError("node is closed"));
-    return std::move(future);
+    std::move(done)(absl::FailedPreconditionError("node is closed"));
+    return;
   }
   absl::StatusOr<std::shared_ptr<OpRuntime>> runtime = impl_->Runtime(operation);
   if (!runtime.ok()) {
-    promise.Set(runtime.status());
-    return std::move(future);
+    std::move(done)(runtime.status());
+    return;
   }
   std::shared_ptr<OpRuntime> rt = *std::move(runtime);
   // A spare envelope: its strings have buffers already.
@@ -845,8 +859,8 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
     if (second) {
       absl::StatusOr<std::shared_ptr<OpRuntime>> r = impl_->Runtime(rollout::RuntimeKey(operation));
       if (!r.ok()) {
-        promise.Set(r.status());
-        return std::move(future);
+        std::move(done)(r.status());
+        return;
       }
       rt = *std::move(r);
     }
@@ -854,12 +868,12 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
   }
   // ---- rollout end ----
   if (rt->fire_and_forget() && !IsEmptyType(reply_type)) {
-    promise.Set(absl::FailedPreconditionError(Cat(
+    std::move(done)(absl::FailedPreconditionError(Cat(
         "operation ", operation, " returns ", reply_type->full_name(),
         ", so its caller needs a reply, but it is bound as ", StyleName(rt->site.style),
         rt->site.style == Style::kCommand ? " without reply" : "",
         "; bind it as request or command with reply: true")));
-    return std::move(future);
+    return;
   }
 
   Clock& clock = *impl_->clock;
@@ -903,30 +917,15 @@ Future<std::string> Node::CallImpl(std::string_view operation, std::string paylo
   }
   env.deadline = deadline;
   if (env.has_deadline() && deadline <= now) {
-    promise.Set(absl::DeadlineExceededError(
+    std::move(done)(absl::DeadlineExceededError(
         Cat("operation ", operation, ": no time left before the call started")));
-    return std::move(future);
+    return;
   }
 
-  CallInfo& info = promise.info();
-  info.message_id = env.id;
-  info.idempotency_key = env.idempotency_key;
-  info.trace_id = span.TraceId();
-  info.traceparent = env.traceparent;
+  ids.Set(env.id, env.traceparent, env.idempotency_key);
 
   HopParentScope hop(parent_span_id);
-  rt->client_chain(std::move(env), [promise = std::move(promise)](
-                                       absl::StatusOr<Envelope>&& reply) mutable {
-    if (!reply.ok()) {
-      promise.Set(reply.status());
-    } else if (!reply->status.ok()) {
-      promise.Set(reply->status);
-    } else {
-      promise.Set(std::move(reply->data));
-    }
-    if (reply.ok()) internal::RecycleEnvelope(*std::move(reply));
-  });
-  return std::move(future);
+  rt->client_chain(std::move(env), std::move(done));
 }
 
 absl::StatusOr<v1::OperationBinding> Node::Binding(std::string_view operation) const {

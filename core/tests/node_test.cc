@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -349,6 +350,48 @@ TEST(NodeTest, InvalidIncomingTraceparentStartsANewTrace) {
   EXPECT_EQ(trace_id.size(), 32u);
   EXPECT_NE(trace_id, "00000000000000000000000000000000");
   EXPECT_EQ(seen_state, "") << "tracestate of an invalid traceparent must be dropped";
+}
+
+// A future's CallInfo names what went on the wire: the handler sees the same
+// message id, idempotency key and trace, typed or untyped.
+TEST(NodeTest, CallInfoNamesTheMessageTheHandlerSaw) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  std::vector<Envelope> seen;
+  absl::Mutex mu;
+  auto reg = (*node)->Handle(op, [&](Context& ctx, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    absl::MutexLock lock(&mu);
+    seen.push_back(ctx.envelope());
+    return EchoReply();
+  });
+  ASSERT_TRUE(reg.ok());
+
+  Future<EchoReply> typed = (*node)->Call(op, EchoRequest());
+  CallOptions keyed;
+  keyed.idempotency_key = "order-42:charge";
+  Future<std::string> raw = (*node)->CallRaw(name, EchoRequest().SerializeAsString(), keyed);
+  const CallInfo typed_info = typed.info();
+  const CallInfo raw_info = raw.info();
+  ASSERT_TRUE(std::move(typed).GetFor(kWait).ok());
+  ASSERT_TRUE(std::move(raw).GetFor(kWait).ok());
+
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(seen.size(), 2u);
+  for (const CallInfo* info : {&typed_info, &raw_info}) {
+    const Envelope* env = seen[0].id == info->message_id ? &seen[0] : &seen[1];
+    EXPECT_EQ(info->message_id, env->id);
+    EXPECT_EQ(info->message_id.size(), 36u);
+    EXPECT_EQ(info->idempotency_key, env->idempotency_key);
+    EXPECT_EQ(info->trace_id, env->traceparent.substr(3, 32));
+    // The handler sees the hop's own span, a child of the caller's.
+    EXPECT_EQ(info->traceparent.size(), 55u);
+    EXPECT_EQ(info->traceparent.substr(0, 35), env->traceparent.substr(0, 35));
+  }
+  EXPECT_EQ(typed_info.idempotency_key, typed_info.message_id);
+  EXPECT_EQ(raw_info.idempotency_key, "order-42:charge");
+  EXPECT_NE(typed_info.message_id, raw_info.message_id);
 }
 
 TEST(NodeTest, HandlerExceptionBecomesInternalForARequest) {

@@ -15,12 +15,15 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -44,6 +47,48 @@ struct CallInfo {
 };
 
 namespace internal {
+
+// The identifiers behind a CallInfo, as the node writes them once per call:
+// the message id and traceparent have fixed sizes and stay in place, and the
+// idempotency key is kept only when the caller chose one. The CallInfo's
+// strings are built when a caller first asks for them.
+class CallIds {
+ public:
+  void Set(std::string_view message_id, std::string_view traceparent,
+           std::string_view idempotency_key) {
+    id_size_ = Put(message_id, id_);
+    traceparent_size_ = Put(traceparent, traceparent_);
+    if (idempotency_key != message_id) idempotency_key_ = std::string(idempotency_key);
+  }
+
+  CallInfo ToInfo() const {
+    CallInfo info;
+    info.message_id = std::string(id_.data(), id_size_);
+    info.idempotency_key = idempotency_key_.has_value() ? *idempotency_key_ : info.message_id;
+    info.traceparent = std::string(traceparent_.data(), traceparent_size_);
+    // "00-<32 hex trace id>-<16 hex span id>-<flags>"
+    if (traceparent_size_ >= 35) info.trace_id = info.traceparent.substr(3, 32);
+    return info;
+  }
+
+ private:
+  // A UUID and a version-00 traceparent; anything longer is cut.
+  static constexpr size_t kIdSize = 36;
+  static constexpr size_t kTraceparentSize = 55;
+
+  template <size_t N>
+  static uint8_t Put(std::string_view text, std::array<char, N>& out) {
+    const size_t n = std::min(text.size(), N);
+    std::copy_n(text.data(), n, out.data());
+    return static_cast<uint8_t>(n);
+  }
+
+  std::array<char, kIdSize> id_{};
+  std::array<char, kTraceparentSize> traceparent_{};
+  uint8_t id_size_ = 0;
+  uint8_t traceparent_size_ = 0;
+  std::optional<std::string> idempotency_key_;
+};
 
 // One per call, so it uses std::mutex: Debian's absl::Mutex runs deadlock
 // detection on every lock, several times the cost on this path.
@@ -115,9 +160,15 @@ class FutureState {
     return out;
   }
 
-  CallInfo info;
+  // Written by the node before the call starts, read by the future's owner.
+  CallIds ids;
+  const CallInfo& info() const {
+    if (info_ == nullptr) info_ = std::make_unique<CallInfo>(ids.ToInfo());
+    return *info_;
+  }
 
  private:
+  mutable std::unique_ptr<CallInfo> info_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool waiting_ = false;
@@ -156,10 +207,12 @@ class Promise {
     }
   }
   bool valid() const { return state_ != nullptr; }
-  CallInfo& info() { return state_->info; }
   Future<T> GetFuture() { return Future<T>(state_); }
 
  private:
+  friend class Node;
+  internal::CallIds& ids() { return state_->ids; }
+
   std::shared_ptr<internal::FutureState<T>> state_;
 };
 
@@ -179,7 +232,7 @@ class Future {
 
   bool valid() const { return state_ != nullptr; }
   bool ready() const { return state_ && state_->Ready(); }
-  const CallInfo& info() const { return state_->info; }
+  const CallInfo& info() const { return state_->info(); }
 
   // Registers the continuation. It runs exactly once, on the resolving thread
   // or inline if already resolved. Consumes the future.
@@ -205,11 +258,6 @@ class Future {
   }
 
  private:
-  friend class Node;
-  // The typed calls hand the identifiers of the untyped call on without
-  // copying them; nothing else reads them from this future.
-  CallInfo TakeInfo() { return std::move(state_->info); }
-
   std::shared_ptr<internal::FutureState<T>> state_;
 };
 

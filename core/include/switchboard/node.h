@@ -38,6 +38,7 @@
 #include "switchboard/envelope.h"
 #include "switchboard/executor.h"
 #include "switchboard/future.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/middleware.h"
 #include "switchboard/transport.h"
 #include "switchboard/v1/config.pb.h"
@@ -190,10 +191,13 @@ class Node {
 
  private:
   explicit Node(std::unique_ptr<Impl> impl);
-  // `reply_type` (may be null) lets a fire-and-forget binding refuse a caller
-  // that needs a reply.
-  Future<std::string> CallImpl(std::string_view operation, std::string payload,
-                               CallOptions options, const google::protobuf::Descriptor* reply_type);
+  // Starts a call: `ids` gets the call's identifiers before it is sent, and
+  // `done` its reply envelope or the error. `reply_type` (may be null) lets a
+  // fire-and-forget binding refuse a caller that needs a reply. The typed and
+  // untyped calls each turn the reply into their future's value in `done`.
+  void StartCall(std::string_view operation, std::string payload, CallOptions options,
+                 const google::protobuf::Descriptor* reply_type, internal::CallIds& ids,
+                 ReplyCallback done);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -290,24 +294,29 @@ Future<Rep> Node::Call(const Operation<Req, Rep>& op, const Req& request, CallOp
     promise.Set(payload.status());
     return std::move(future);
   }
-  Future<std::string> raw =
-      CallImpl(op.name, *std::move(payload), std::move(options), Rep::descriptor());
-  promise.info() = raw.TakeInfo();
-  std::move(raw).Then([promise = std::move(promise), custom_type = std::move(custom_type)](
-                          absl::StatusOr<std::string> bytes) mutable {
-    if (!bytes.ok()) {
-      promise.Set(bytes.status());
-      return;
-    }
-    Rep reply;
-    const std::string_view content_type =
-        custom_type.empty() ? kContentTypeProtobuf : std::string_view(custom_type);
-    if (absl::Status parsed = internal::ParsePayload(*bytes, content_type, &reply); !parsed.ok()) {
-      promise.Set(parsed);
-      return;
-    }
-    promise.Set(std::move(reply));
-  });
+  internal::CallIds& ids = promise.ids();
+  StartCall(op.name, *std::move(payload), std::move(options), Rep::descriptor(), ids,
+            [promise = std::move(promise), custom_type = std::move(custom_type)](
+                absl::StatusOr<Envelope>&& reply) mutable {
+              if (!reply.ok()) {
+                promise.Set(reply.status());
+                return;
+              }
+              if (!reply->status.ok()) {
+                promise.Set(reply->status);
+              } else {
+                Rep out;
+                const std::string_view content_type =
+                    custom_type.empty() ? kContentTypeProtobuf : std::string_view(custom_type);
+                absl::Status parsed = internal::ParsePayload(reply->data, content_type, &out);
+                if (parsed.ok()) {
+                  promise.Set(std::move(out));
+                } else {
+                  promise.Set(parsed);
+                }
+              }
+              internal::RecycleEnvelope(*std::move(reply));
+            });
   return std::move(future);
 }
 

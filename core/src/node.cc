@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -14,6 +16,7 @@
 #include "switchboard/internal/strings.h"
 #include "google/protobuf/descriptor.h"
 #include "builtin_middleware.h"
+#include "call_mutex.h"
 #include "middleware/dead_letter.h"
 #include "middleware/metrics.h"
 #include "middleware/tracing.h"
@@ -56,22 +59,23 @@ std::string DefaultSource() {
 }
 
 // Waits for in-flight handler executions of one registration.
+// Handlers of one registration that are running or posted. Entered and left
+// once per delivery, so the count is an atomic and the lock (call_mutex.h) is
+// taken only to wake a WaitIdle.
 struct InFlight {
-  absl::Mutex mu;
-  int count ABSL_GUARDED_BY(mu) = 0;
+  std::atomic<int> count{0};
+  internal::CallMutex mu;
+  std::condition_variable idle;
 
-  void Enter() {
-    absl::MutexLock lock(&mu);
-    ++count;
-  }
+  void Enter() { count.fetch_add(1, std::memory_order_relaxed); }
   void Leave() {
-    absl::MutexLock lock(&mu);
-    --count;
+    if (count.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    internal::CallMutexLock lock(&mu);  // a WaitIdle between its check and its wait
+    idle.notify_all();
   }
   void WaitIdle() {
-    absl::MutexLock lock(&mu);
-    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return count == 0; };
-    mu.Await(absl::Condition(&idle));
+    std::unique_lock<std::mutex> lock(mu.native());
+    idle.wait(lock, [this] { return count.load(std::memory_order_acquire) == 0; });
   }
 };
 
@@ -149,7 +153,8 @@ class Node::Impl {
   std::map<std::string, std::shared_ptr<Transport>, std::less<>> transports
       ABSL_GUARDED_BY(transports_mu);
 
-  absl::Mutex ops_mu;
+  // Looked up on every call (call_mutex.h).
+  internal::CallMutex ops_mu;
   std::map<std::string, std::shared_ptr<OpRuntime>, std::less<>> ops ABSL_GUARDED_BY(ops_mu);
 
   absl::Mutex replies_mu;
@@ -229,13 +234,13 @@ absl::StatusOr<v1::OperationBinding> Node::Impl::BindingFor(std::string_view ope
 
 absl::StatusOr<std::shared_ptr<OpRuntime>> Node::Impl::Runtime(std::string_view operation) {
   {
-    absl::ReaderMutexLock lock(&ops_mu);
+    internal::CallMutexLock lock(&ops_mu);
     auto it = ops.find(operation);
     if (it != ops.end()) return it->second;
   }
   absl::StatusOr<std::shared_ptr<OpRuntime>> built = BuildRuntime(operation);
   if (!built.ok()) return built.status();
-  absl::MutexLock lock(&ops_mu);
+  internal::CallMutexLock lock(&ops_mu);
   auto [it, inserted] = ops.emplace(std::string(operation), *std::move(built));
   return it->second;
 }
@@ -972,7 +977,7 @@ void Node::Close() {
     if (impl_->executor.use_count() == 1) pool->Shutdown();
   }
   {
-    absl::MutexLock lock(&impl_->ops_mu);
+    internal::CallMutexLock lock(&impl_->ops_mu);
     impl_->ops.clear();
   }
   absl::MutexLock lock(&impl_->transports_mu);

@@ -80,7 +80,7 @@ void CircuitBreaker::MaybeHalfOpen() {
 }
 
 absl::StatusOr<CircuitBreaker::Permit> CircuitBreaker::Acquire() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   MaybeHalfOpen();
   switch (state_) {
     case BreakerState::kClosed:
@@ -104,7 +104,7 @@ absl::StatusOr<CircuitBreaker::Permit> CircuitBreaker::Acquire() {
 }
 
 void CircuitBreaker::Record(const Permit& permit, bool failure) {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   if (permit.generation != generation_) return;
   if (state_ == BreakerState::kHalfOpen) {
     if (failure) {
@@ -143,20 +143,20 @@ void CircuitBreaker::Record(const Permit& permit, bool failure) {
 }
 
 BreakerState CircuitBreaker::state() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   MaybeHalfOpen();
   return state_;
 }
 
 int64_t CircuitBreaker::window_calls() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   int64_t calls, failures;
   Sum(&calls, &failures);
   return calls;
 }
 
 int64_t CircuitBreaker::window_failures() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   int64_t calls, failures;
   Sum(&calls, &failures);
   return failures;
@@ -211,7 +211,7 @@ void CircuitBreakerMiddleware::Invoke(const CallSite&, Envelope&& envelope, Repl
   }
   // The fallback needs the request; keep it only when one is registered.
   std::shared_ptr<Envelope> request;
-  if (fallbacks_ && fallbacks_->Get(envelope.type)) request = std::make_shared<Envelope>(envelope);
+  if (fallbacks_ && fallbacks_->Has(envelope.type)) request = std::make_shared<Envelope>(envelope);
   next(std::move(envelope),
        [breaker = breaker_, counters = counters_, fallbacks = fallbacks_, request, p = *permit,
         done = std::move(done)](absl::StatusOr<Envelope>&& result) mutable {

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "call_mutex.h"
 #include "absl/time/time.h"
 #include "middleware/policy_util.h"
 #include "switchboard/clock.h"
@@ -83,7 +83,7 @@ class CircuitBreaker {
   PolicyCounters* const counters_;
   const absl::Duration bucket_width_;
 
-  absl::Mutex mu_;
+  internal::CallMutex mu_;
   BreakerState state_ ABSL_GUARDED_BY(mu_) = BreakerState::kClosed;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   Bucket buckets_[kBuckets] ABSL_GUARDED_BY(mu_);

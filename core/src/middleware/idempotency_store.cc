@@ -6,6 +6,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_join.h"
+#include "call_mutex.h"
 #include "switchboard/clock.h"
 #include "switchboard/context.h"
 #include "switchboard/idempotency.h"
@@ -64,7 +65,7 @@ class MemoryStore final : public IdempotencyStore {
     IdempotencyBegin result;
     std::vector<std::function<void()>> evicted_watchers;
     {
-      absl::MutexLock lock(&shard.mu);
+      internal::CallMutexLock lock(&shard.mu);
       auto it = shard.index.find(key);
       if (it != shard.index.end()) {
         auto entry = it->second;
@@ -113,7 +114,7 @@ class MemoryStore final : public IdempotencyStore {
     Shard& shard = ShardOf(key);
     std::vector<std::function<void()>> watchers;
     {
-      absl::MutexLock lock(&shard.mu);
+      internal::CallMutexLock lock(&shard.mu);
       auto it = shard.index.find(key);
       if (it == shard.index.end() || it->second->completed || it->second->claim != claim) {
         counters_->claims_lost.fetch_add(1, std::memory_order_relaxed);
@@ -139,7 +140,7 @@ class MemoryStore final : public IdempotencyStore {
     Shard& shard = ShardOf(key);
     std::vector<std::function<void()>> watchers;
     {
-      absl::MutexLock lock(&shard.mu);
+      internal::CallMutexLock lock(&shard.mu);
       auto it = shard.index.find(key);
       if (it == shard.index.end() || it->second->completed || it->second->claim != claim) {
         return absl::OkStatus();
@@ -155,7 +156,7 @@ class MemoryStore final : public IdempotencyStore {
     Shard& shard = ShardOf(key);
     uint64_t id;
     {
-      absl::MutexLock lock(&shard.mu);
+      internal::CallMutexLock lock(&shard.mu);
       auto it = shard.index.find(key);
       if (it == shard.index.end() || it->second->completed) {
         id = 0;
@@ -169,7 +170,7 @@ class MemoryStore final : public IdempotencyStore {
       return [] {};
     }
     return [&shard, key = std::string(key), id] {
-      absl::MutexLock lock(&shard.mu);
+      internal::CallMutexLock lock(&shard.mu);
       auto it = shard.index.find(key);
       if (it == shard.index.end()) return;
       auto& w = it->second->watchers;
@@ -184,7 +185,7 @@ class MemoryStore final : public IdempotencyStore {
     for (Shard& shard : shards_) {
       std::vector<std::function<void()>> watchers;
       {
-        absl::MutexLock lock(&shard.mu);
+        internal::CallMutexLock lock(&shard.mu);
         for (auto it = shard.lru.begin(); it != shard.lru.end();) {
           auto next = std::next(it);
           if (it->completed && it->expires <= now) {
@@ -211,7 +212,7 @@ class MemoryStore final : public IdempotencyStore {
   };
   using Lru = std::list<Entry>;
   struct Shard {
-    absl::Mutex mu;
+    internal::CallMutex mu;  // taken twice per call (call_mutex.h)
     Lru lru ABSL_GUARDED_BY(mu);
     // Keys point into the list nodes, which never move.
     std::unordered_map<std::string_view, Lru::iterator, StringHash, std::equal_to<>> index

@@ -40,19 +40,27 @@ double UniformUnit() {
 }
 
 void FallbackRegistry::Set(std::string_view operation, RawFallback fallback) {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   if (!fallback) {
     auto it = fallbacks_.find(operation);
     if (it != fallbacks_.end()) fallbacks_.erase(it);
-    return;
+  } else {
+    fallbacks_.insert_or_assign(std::string(operation), std::move(fallback));
   }
-  fallbacks_.insert_or_assign(std::string(operation), std::move(fallback));
+  size_.store(fallbacks_.size(), std::memory_order_release);
 }
 
 RawFallback FallbackRegistry::Get(std::string_view operation) const {
-  absl::MutexLock lock(&mu_);
+  if (size_.load(std::memory_order_acquire) == 0) return RawFallback();
+  internal::CallMutexLock lock(&mu_);
   auto it = fallbacks_.find(operation);
   return it == fallbacks_.end() ? RawFallback() : it->second;
+}
+
+bool FallbackRegistry::Has(std::string_view operation) const {
+  if (size_.load(std::memory_order_acquire) == 0) return false;
+  internal::CallMutexLock lock(&mu_);
+  return fallbacks_.find(operation) != fallbacks_.end();
 }
 
 }  // namespace policy

@@ -2,6 +2,7 @@
 // "shed, retry after" status marker, and the per-node fallback registry.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
@@ -9,8 +10,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "call_mutex.h"
 #include "google/protobuf/duration.pb.h"
 #include "switchboard/policies.h"
 
@@ -51,10 +52,13 @@ class FallbackRegistry {
   void Set(std::string_view operation, RawFallback fallback);
   // Empty function when none.
   RawFallback Get(std::string_view operation) const;
+  // Asked on every call through a breaker: no lock while no fallback is set.
+  bool Has(std::string_view operation) const;
 
  private:
-  mutable absl::Mutex mu_;
+  mutable internal::CallMutex mu_;
   std::map<std::string, RawFallback, std::less<>> fallbacks_ ABSL_GUARDED_BY(mu_);
+  std::atomic<size_t> size_{0};  // fallbacks_.size()
 };
 
 }  // namespace switchboard::policy

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 
 #include "middleware/policy_util.h"
 #include "switchboard/internal/envelope_pool.h"
@@ -73,12 +75,12 @@ void RetryBudget::Sum(int64_t* calls, int64_t* retries) {
 }
 
 void RetryBudget::RecordCall() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   ++Current().calls;
 }
 
 bool RetryBudget::TryWithdraw() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   int64_t calls, retries;
   Sum(&calls, &retries);
   double allowed = budget_ * static_cast<double>(calls) + reserve_;
@@ -88,14 +90,14 @@ bool RetryBudget::TryWithdraw() {
 }
 
 int64_t RetryBudget::calls_in_window() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   int64_t calls, retries;
   Sum(&calls, &retries);
   return calls;
 }
 
 int64_t RetryBudget::retries_in_window() {
-  absl::MutexLock lock(&mu_);
+  internal::CallMutexLock lock(&mu_);
   int64_t calls, retries;
   Sum(&calls, &retries);
   return retries;
@@ -135,7 +137,10 @@ struct RetryMiddleware::Shared {
   const std::function<double()> unit;
   RetryBudget budget;
 
-  absl::Mutex mu;
+  // Taken twice per attempt: a CallMutex (call_mutex.h). `idle` is notified
+  // when the last attempt being started is out while the middleware closes.
+  internal::CallMutex mu;
+  std::condition_variable idle;
   bool closed ABSL_GUARDED_BY(mu) = false;
   int starting ABSL_GUARDED_BY(mu) = 0;
   uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
@@ -151,7 +156,7 @@ RetryMiddleware::RetryMiddleware(RetryOptions options, Clock* clock, PolicyCount
 RetryMiddleware::~RetryMiddleware() {
   std::map<uint64_t, std::shared_ptr<Call>> waiting;
   {
-    absl::MutexLock lock(&shared_->mu);
+    internal::CallMutexLock lock(&shared_->mu);
     shared_->closed = true;
     waiting.swap(shared_->waiting);
   }
@@ -162,9 +167,10 @@ RetryMiddleware::~RetryMiddleware() {
   }
   // `next` belongs to the chain being destroyed: wait for an attempt that is
   // being handed to it right now.
-  absl::MutexLock lock(&shared_->mu);
-  auto idle = [s = shared_.get()]() { return s->starting == 0; };  // holds s->mu (Await)
-  shared_->mu.Await(absl::Condition(&idle));
+  std::unique_lock<std::mutex> lock(shared_->mu.native());
+  shared_->idle.wait(lock, [s = shared_.get()]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return s->starting == 0;
+  });
 }
 
 RetryBudget& RetryMiddleware::budget() { return shared_->budget; }
@@ -184,7 +190,7 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
                             const std::shared_ptr<Call>& call) {
   bool closed;
   {
-    absl::MutexLock lock(&shared->mu);
+    internal::CallMutexLock lock(&shared->mu);
     closed = shared->closed;
     if (!closed) ++shared->starting;
   }
@@ -213,8 +219,8 @@ void RetryMiddleware::Start(const std::shared_ptr<Shared>& shared,
     call->envelope.traceparent = env.traceparent;
   }
   (*call->next)(std::move(env), std::move(done));
-  absl::MutexLock lock(&shared->mu);
-  --shared->starting;
+  internal::CallMutexLock lock(&shared->mu);
+  if (--shared->starting == 0 && shared->closed) shared->idle.notify_all();
 }
 
 void RetryMiddleware::OnResult(const std::shared_ptr<Shared>& shared,
@@ -261,7 +267,7 @@ void RetryMiddleware::OnResult(const std::shared_ptr<Shared>& shared,
     if (!s) return;
     std::shared_ptr<Call> c;
     {
-      absl::MutexLock lock(&s->mu);
+      internal::CallMutexLock lock(&s->mu);
       auto it = s->waiting.find(id);
       if (it == s->waiting.end()) return;  // the middleware closed and answered it
       c = std::move(it->second);

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "call_mutex.h"
 #include "absl/time/time.h"
 #include "switchboard/clock.h"
 #include "switchboard/middleware.h"
@@ -77,7 +77,7 @@ class RetryBudget {
   const double reserve_;  // min_retries_per_second x window
   const absl::Duration bucket_width_;
   Clock* const clock_;
-  absl::Mutex mu_;
+  internal::CallMutex mu_;
   Bucket buckets_[kBuckets] ABSL_GUARDED_BY(mu_);
 };
 

@@ -394,6 +394,38 @@ TEST(NodeTest, CallInfoNamesTheMessageTheHandlerSaw) {
   EXPECT_NE(typed_info.message_id, raw_info.message_id);
 }
 
+// Two groups of one event on one node share its idempotency store: each group
+// still handles the event, since a group's key is its own ("group/key").
+TEST(NodeTest, GroupsSharingAnIdempotencyStoreEachHandleTheEvent) {
+  std::string name = UniqueName("t.Echo/Noticed");
+  Operation<EchoRequest, google::protobuf::Empty> op{name};
+  v1::Config config = ConfigFor(name, v1::STYLE_EVENT);
+  (*config.mutable_policies())["p"].mutable_idempotency()->set_store("memory");
+  (*config.mutable_operations())[name].set_policy("p");
+  auto node = Node::Create(config);
+  ASSERT_TRUE(node.ok()) << node.status();
+  std::atomic<int> audit{0}, billing{0};
+  absl::Notification audit_saw, billing_saw;
+  auto handler_for = [](std::atomic<int>& count, absl::Notification& saw) {
+    return [&count, &saw](Context&, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
+      if (count.fetch_add(1) == 0) saw.Notify();
+      return google::protobuf::Empty();
+    };
+  };
+  HandlerOptions a;
+  a.group = "audit";
+  HandlerOptions b;
+  b.group = "billing";
+  auto reg_a = (*node)->Handle(op, handler_for(audit, audit_saw), a);
+  auto reg_b = (*node)->Handle(op, handler_for(billing, billing_saw), b);
+  ASSERT_TRUE(reg_a.ok() && reg_b.ok());
+  ASSERT_TRUE((*node)->Call(op, EchoRequest()).GetFor(kWait).ok());
+  EXPECT_TRUE(audit_saw.WaitForNotificationWithTimeout(kWait));
+  EXPECT_TRUE(billing_saw.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(audit.load(), 1);
+  EXPECT_EQ(billing.load(), 1);
+}
+
 TEST(NodeTest, HandlerExceptionBecomesInternalForARequest) {
   std::string name = UniqueName("t.Echo/Say");
   Operation<EchoRequest, EchoReply> op{name};

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <string>
+#include <string_view>
 
 #include "switchboard/clock.h"
 #include "switchboard/context.h"
@@ -59,10 +61,16 @@ Envelope ReplyFrom(const State& state, const Envelope& request, const Idempotenc
 // One call through the middleware, from Begin until `done`.
 class Call : public std::enable_shared_from_this<Call> {
  public:
-  // `ctx` (with the request) and `next` live until `done` has been called.
-  Call(std::shared_ptr<State> state, Context& ctx, std::string key, ReplyCallback done,
-       const ServerNext& next)
-      : state_(std::move(state)), ctx_(ctx), key_(std::move(key)), done_(std::move(done)), next_(next) {}
+  // `ctx` (with the request) and `next` live until `done` has been called,
+  // and so does `key` unless `owned_key` holds it.
+  Call(std::shared_ptr<State> state, Context& ctx, std::string_view key, std::string owned_key,
+       ReplyCallback done, const ServerNext& next)
+      : state_(std::move(state)),
+        ctx_(ctx),
+        owned_key_(std::move(owned_key)),
+        key_(owned_key_.empty() ? key : std::string_view(owned_key_)),
+        done_(std::move(done)),
+        next_(next) {}
 
   // Asks the store and acts on the answer.
   void Start() {
@@ -236,7 +244,8 @@ class Call : public std::enable_shared_from_this<Call> {
 
   std::shared_ptr<State> state_;
   Context& ctx_;
-  std::string key_;
+  std::string owned_key_;  // group-prefixed event keys only
+  std::string_view key_;   // used only before `done_` runs
   ReplyCallback done_;
   const ServerNext& next_;
   uint64_t claim_ = 0;
@@ -265,11 +274,14 @@ class IdempotencyMiddleware final : public ServerMiddleware {
           Cat("operation ", state_->operation, ": ", state_->store.status().message())));
       return;
     }
-    std::string key = request.idempotency_key.empty() ? request.id : request.idempotency_key;
+    std::string_view key = request.idempotency_key.empty() ? std::string_view(request.id)
+                                                           : std::string_view(request.idempotency_key);
     // Each subscriber group handles an event once: groups on one node sharing
     // a store must not swallow each other's copies.
+    std::string group_key;
     if (!key.empty() && ctx.style() == Style::kEvent && !ctx.group().empty()) {
-      key = Cat(ctx.group(), "/", key);
+      group_key = Cat(ctx.group(), "/", key);
+      key = group_key;
     }
     if (key.empty()) {
       next(ctx, request, std::move(done));
@@ -282,7 +294,8 @@ class IdempotencyMiddleware final : public ServerMiddleware {
               " bytes is longer than ", kMaxKeyBytes, "; the sender should use a shorter key")));
       return;
     }
-    auto call = std::make_shared<Call>(state_, ctx, std::move(key), std::move(done), next);
+    auto call =
+        std::make_shared<Call>(state_, ctx, key, std::move(group_key), std::move(done), next);
     call->Start();
   }
 

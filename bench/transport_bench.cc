@@ -406,21 +406,33 @@ class SwitchboardSide {
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Create(config);
     if (!node.ok()) return node.status();
     auto side = std::unique_ptr<SwitchboardSide>(new SwitchboardSide(*std::move(node)));
+    // The same connections as the raw baseline: raw core NATS sends on one
+    // connection and receives on another, so the handlers run on a second
+    // node with its own connection, as in two services. The raw JetStream
+    // and AMQP baselines use one connection, and so does one node.
+    if (transport == "nats") {
+      absl::StatusOr<std::unique_ptr<Node>> handlers = Node::Create(config);
+      if (!handlers.ok()) return handlers.status();
+      side->handler_node_ = *std::move(handlers);
+    }
     absl::Status s = side->Register(inline_execution, requests_only, without_events);
     if (!s.ok()) return s;
     return side;
   }
 
+  // The node that calls; the handlers are on handler_node().
   Node& node() { return *node_; }
+  Node& handler_node() { return handler_node_ ? *handler_node_ : *node_; }
   SlotSignals& signals() { return signals_; }
 
  private:
   explicit SwitchboardSide(std::unique_ptr<Node> node) : node_(std::move(node)) {}
 
   absl::Status Register(bool inline_execution, bool requests_only, bool without_events) {
+    Node& handlers = handler_node();
     HandlerOptions options;
     options.inline_execution = inline_execution;
-    auto say = node_->Handle(
+    auto say = handlers.Handle(
         kSay,
         [](Context&, const EchoRequest& req) -> absl::StatusOr<EchoReply> {
           EchoReply r;
@@ -439,19 +451,20 @@ class SwitchboardSide {
       if (ParseSlot(req.text(), &slot, &seq)) signals_.Done(slot, seq);
       return google::protobuf::Empty();
     };
-    auto work = node_->Handle(kWork, consume, options);
+    auto work = handlers.Handle(kWork, consume, options);
     if (!work.ok()) return work.status();
     regs_.push_back(*std::move(work));
     if (without_events) return absl::OkStatus();
     HandlerOptions group = options;
     group.group = "bench";
-    auto notice = node_->Handle(kNotice, consume, group);
+    auto notice = handlers.Handle(kNotice, consume, group);
     if (!notice.ok()) return notice.status();
     regs_.push_back(*std::move(notice));
     return absl::OkStatus();
   }
 
   std::unique_ptr<Node> node_;
+  std::unique_ptr<Node> handler_node_;  // core NATS only
   SlotSignals signals_{kMaxConcurrency};
   std::vector<HandlerRegistration> regs_;
 };

@@ -49,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "call_mutex.h"
 #include "switchboard/clock.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
@@ -92,33 +93,6 @@ struct StringHash {
 };
 template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
-
-// ---------------------------------------------------------------------------
-// The per-message locks. Debian's abseil is built with its debug checks on:
-// an uncontended absl::Mutex lock/unlock costs about 170 ns there (deadlock
-// detection on every Lock) against about 12 ns for std::mutex, more than the
-// rest of a request. Locks taken per message are therefore std::mutex, wrapped
-// so that the thread-safety annotations still apply.
-
-class ABSL_LOCKABLE FastMutex {
- public:
-  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-
- private:
-  std::mutex mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE FastLock {
- public:
-  explicit FastLock(FastMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
-  ~FastLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
-  FastLock(const FastLock&) = delete;
-  FastLock& operator=(const FastLock&) = delete;
-
- private:
-  FastMutex* mu_;
-};
 
 // ---------------------------------------------------------------------------
 // CallGate: counts handler calls of one server/consumer/inbox so its
@@ -212,7 +186,7 @@ class Queue {
   // Appends unless `max_depth` messages already wait (0 = unbounded).
   absl::Status Push(Envelope env, uint64_t max_depth, std::string_view bus) {
     {
-      FastLock lock(&mu_);
+      internal::CallMutexLock lock(&mu_);
       const uint64_t depth = ready_.size() + delayed_;
       if (max_depth > 0 && depth >= max_depth) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -227,7 +201,7 @@ class Queue {
   }
 
   void AddConsumer(const std::shared_ptr<Consumer>& c) {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     consumers_.push_back(c);
   }
 
@@ -235,7 +209,7 @@ class Queue {
   // its unsettled messages back at the head of the queue (attempt + 1).
   void RemoveConsumer(const std::shared_ptr<Consumer>& c) {
     {
-      FastLock lock(&mu_);
+      internal::CallMutexLock lock(&mu_);
       auto it = std::find(consumers_.begin(), consumers_.end(), c);
       if (it != consumers_.end()) {
         const size_t index = static_cast<size_t>(it - consumers_.begin());
@@ -246,7 +220,7 @@ class Queue {
     }
     c->gate.CloseAndWait();
     {
-      FastLock lock(&mu_);
+      internal::CallMutexLock lock(&mu_);
       for (auto it = c->in_flight.rbegin(); it != c->in_flight.rend(); ++it) {
         it->second.attempt += 1;
         ready_.push_front(std::move(it->second));
@@ -256,14 +230,14 @@ class Queue {
   }
 
   int64_t Depth() const {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     return static_cast<int64_t>(ready_.size() + delayed_);
   }
 
   // Holds nothing: no message ready or delayed, and no consumer (whose
   // unsettled messages would come back).
   bool Idle() const {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     return ready_.empty() && delayed_ == 0 && consumers_.empty();
   }
 
@@ -276,7 +250,7 @@ class Queue {
   // Moves ready messages to consumers with room; returns them for the caller
   // to hand over outside the lock.
   void TakeDispatchable(std::vector<Dispatch>* out) {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     while (!ready_.empty()) {
       Consumer* picked = nullptr;
       const size_t n = consumers_.size();
@@ -305,7 +279,7 @@ class Queue {
   // kDeadLetter, `*dead` receives the message.
   bool Settle(Consumer* c, uint64_t token, Outcome outcome, absl::Duration delay,
               Envelope* dead, std::shared_ptr<Envelope>* delayed) {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     auto it = c->in_flight.find(token);
     if (it == c->in_flight.end()) return false;
     Envelope env = std::move(it->second);
@@ -332,7 +306,7 @@ class Queue {
 
   // A delayed redelivery became due.
   void Requeue(Envelope env) {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     --delayed_;
     ready_.push_front(std::move(env));
   }
@@ -340,7 +314,7 @@ class Queue {
  private:
   const std::string name_;
   const std::string dlq_name_;
-  mutable FastMutex mu_;
+  mutable internal::CallMutex mu_;
   std::deque<Envelope> ready_ ABSL_GUARDED_BY(mu_);
   uint64_t delayed_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::shared_ptr<Consumer>> consumers_ ABSL_GUARDED_BY(mu_);
@@ -460,14 +434,14 @@ class Bus : public std::enable_shared_from_this<Bus> {
   std::string AddInbox(const std::shared_ptr<Inbox>& inbox) {
     std::string address =
         absl::StrCat(AV(kInboxScheme), name_, "/inbox/", next_inbox_.fetch_add(1) + 1);
-    FastLock lock(&inbox_mu_);
+    internal::CallMutexLock lock(&inbox_mu_);
     inboxes_.emplace(address, inbox);
     return address;
   }
   void RemoveInbox(const std::string& address) {
     std::shared_ptr<Inbox> inbox;
     {
-      FastLock lock(&inbox_mu_);
+      internal::CallMutexLock lock(&inbox_mu_);
       auto it = inboxes_.find(address);
       if (it == inboxes_.end()) return;
       inbox = std::move(it->second);
@@ -476,7 +450,7 @@ class Bus : public std::enable_shared_from_this<Bus> {
     inbox->gate.CloseAndWait();
   }
   std::shared_ptr<Inbox> FindInbox(std::string_view address) {
-    FastLock lock(&inbox_mu_);
+    internal::CallMutexLock lock(&inbox_mu_);
     auto it = inboxes_.find(address);
     if (it == inboxes_.end()) return nullptr;
     return it->second;
@@ -484,7 +458,7 @@ class Bus : public std::enable_shared_from_this<Bus> {
 
   // ---- queues ----
   std::shared_ptr<Queue> CommandQueue(std::string_view op) {
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     auto it = commands_.find(op);
     if (it != commands_.end()) return it->second;
     auto q = std::make_shared<Queue>(std::string(op), DeadLetterAddress(op));
@@ -492,12 +466,12 @@ class Bus : public std::enable_shared_from_this<Bus> {
     return q;
   }
   std::shared_ptr<Queue> FindCommandQueue(std::string_view op) {
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     auto it = commands_.find(op);
     return it == commands_.end() ? nullptr : it->second;
   }
   std::shared_ptr<Queue> EventQueue(std::string_view type, std::string_view group) {
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     auto& groups = events_[std::string(type)];
     auto it = groups.find(group);
     if (it != groups.end()) return it->second;
@@ -506,7 +480,7 @@ class Bus : public std::enable_shared_from_this<Bus> {
     return q;
   }
   std::shared_ptr<Queue> FindEventQueue(std::string_view type, std::string_view group) {
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     auto t = events_.find(type);
     if (t == events_.end()) return nullptr;
     auto g = t->second.find(group);
@@ -514,7 +488,7 @@ class Bus : public std::enable_shared_from_this<Bus> {
   }
   std::vector<std::shared_ptr<Queue>> EventGroups(std::string_view type) {
     std::vector<std::shared_ptr<Queue>> out;
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     auto t = events_.find(type);
     if (t == events_.end()) return out;
     out.reserve(t->second.size());
@@ -529,10 +503,10 @@ class Bus : public std::enable_shared_from_this<Bus> {
       if (!servers_.empty()) return false;
     }
     {
-      FastLock lock(&inbox_mu_);
+      internal::CallMutexLock lock(&inbox_mu_);
       if (!inboxes_.empty()) return false;
     }
-    FastLock lock(&queues_mu_);
+    internal::CallMutexLock lock(&queues_mu_);
     for (const auto& [op, q] : commands_) {
       if (!q->Idle()) return false;
     }
@@ -554,10 +528,10 @@ class Bus : public std::enable_shared_from_this<Bus> {
   StringMap<std::unique_ptr<ServerGroup>> servers_;  // guarded by servers_mu_
 
   std::atomic<uint64_t> next_inbox_{0};
-  FastMutex inbox_mu_;
+  internal::CallMutex inbox_mu_;
   StringMap<std::shared_ptr<Inbox>> inboxes_ ABSL_GUARDED_BY(inbox_mu_);
 
-  FastMutex queues_mu_;
+  internal::CallMutex queues_mu_;
   StringMap<std::shared_ptr<Queue>> commands_ ABSL_GUARDED_BY(queues_mu_);
   StringMap<std::map<std::string, std::shared_ptr<Queue>, std::less<>>> events_
       ABSL_GUARDED_BY(queues_mu_);
@@ -768,7 +742,7 @@ class DeadlineList : public std::enable_shared_from_this<DeadlineList> {
   DeadlineList(Clock* clock, std::string bus) : clock_(clock), bus_(std::move(bus)) {}
 
   void Add(const std::shared_ptr<PendingRequest>& p) {
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     p->self = p;
     PendingRequest* after = tail_;
     while (after != nullptr && after->deadline > p->deadline) after = after->prev;
@@ -790,7 +764,7 @@ class DeadlineList : public std::enable_shared_from_this<DeadlineList> {
   // Unlinks `p` if still linked (the reply won the race).
   void Remove(PendingRequest* p) {
     std::shared_ptr<PendingRequest> keep;
-    FastLock lock(&mu_);
+    internal::CallMutexLock lock(&mu_);
     if (p->self) keep = Unlink(p);
   }
 
@@ -820,7 +794,7 @@ class DeadlineList : public std::enable_shared_from_this<DeadlineList> {
   void Fire(uint64_t generation) {
     std::vector<std::shared_ptr<PendingRequest>> expired;
     {
-      FastLock lock(&mu_);
+      internal::CallMutexLock lock(&mu_);
       if (generation == generation_) armed_ = absl::InfiniteFuture();
       const absl::Time now = clock_->Now();
       while (head_ != nullptr && head_->deadline <= now) {
@@ -838,7 +812,7 @@ class DeadlineList : public std::enable_shared_from_this<DeadlineList> {
 
   Clock* const clock_;
   const std::string bus_;
-  FastMutex mu_;
+  internal::CallMutex mu_;
   PendingRequest* head_ ABSL_GUARDED_BY(mu_) = nullptr;
   PendingRequest* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Time armed_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();

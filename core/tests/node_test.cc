@@ -394,6 +394,28 @@ TEST(NodeTest, CallInfoNamesTheMessageTheHandlerSaw) {
   EXPECT_NE(typed_info.message_id, raw_info.message_id);
 }
 
+// info() is const and builds its strings on first use: two threads asking at
+// once get the same identifiers (`make test-tsan` checks there is no race).
+TEST(NodeTest, CallInfoCanBeReadFromTwoThreads) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  auto reg = (*node)->Handle(op, [](Context&, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    return EchoReply();
+  });
+  ASSERT_TRUE(reg.ok());
+  Future<EchoReply> f = (*node)->Call(op, EchoRequest());
+  std::string first, second;
+  std::thread a([&] { first = f.info().message_id + f.info().traceparent; });
+  std::thread b([&] { second = f.info().message_id + f.info().traceparent; });
+  a.join();
+  b.join();
+  EXPECT_EQ(first.size(), 36u + 55u);
+  EXPECT_EQ(first, second);
+  ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
+}
+
 // Two groups of one event on one node share its idempotency store: each group
 // still handles the event, since a group's key is its own ("group/key").
 TEST(NodeTest, GroupsSharingAnIdempotencyStoreEachHandleTheEvent) {

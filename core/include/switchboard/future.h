@@ -160,14 +160,16 @@ class FutureState {
     return out;
   }
 
-  // Written by the node before the call starts, read by the future's owner.
+  // Written by the node before the call starts; read through info(), which
+  // builds the strings once, whichever thread asks first.
   CallIds ids;
   const CallInfo& info() const {
-    if (info_ == nullptr) info_ = std::make_unique<CallInfo>(ids.ToInfo());
+    std::call_once(info_once_, [this] { info_ = std::make_unique<CallInfo>(ids.ToInfo()); });
     return *info_;
   }
 
  private:
+  mutable std::once_flag info_once_;
   mutable std::unique_ptr<CallInfo> info_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

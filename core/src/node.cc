@@ -58,7 +58,6 @@ std::string DefaultSource() {
   return Cat("//switchboard/", host, "/", getpid());
 }
 
-// Waits for in-flight handler executions of one registration.
 // Handlers of one registration that are running or posted. Entered and left
 // once per delivery, so the count is an atomic and the lock (call_mutex.h) is
 // taken only to wake a WaitIdle.

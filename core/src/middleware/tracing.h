@@ -1,7 +1,7 @@
 // tracing.h: the outermost policy on both sides: one span and one log line
 // per call, delivery and reply.
 //
-// Client side: the span is the one Node::CallImpl stamped on the envelope
+// Client side: the span is the one Node::StartCall stamped on the envelope
 // (a child of the caller's context); it runs from the call until its result.
 // Server side: the span is the Context's (a child of the incoming
 // traceparent); it runs from the start of the chain until the handler's

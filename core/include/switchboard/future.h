@@ -90,8 +90,8 @@ class CallIds {
   std::optional<std::string> idempotency_key_;
 };
 
-// One per call, so it uses std::mutex: Debian's absl::Mutex runs deadlock
-// detection on every lock, several times the cost on this path.
+// One per call, so it uses std::mutex: absl::Mutex costs about three times as
+// much per lock even with its deadlock detection off (see docs/design-notes.md).
 template <class T>
 class FutureState {
  public:

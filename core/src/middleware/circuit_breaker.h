@@ -18,8 +18,8 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "call_mutex.h"
 #include "absl/time/time.h"
+#include "call_mutex.h"
 #include "middleware/policy_util.h"
 #include "switchboard/clock.h"
 #include "switchboard/middleware.h"

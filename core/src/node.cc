@@ -822,16 +822,9 @@ Future<std::string> Node::CallRaw(std::string_view operation, std::string payloa
   internal::CallIds& ids = promise.ids();
   StartCall(operation, std::move(payload), std::move(options), nullptr, ids,
             [promise = std::move(promise)](absl::StatusOr<Envelope>&& reply) mutable {
-              if (!reply.ok()) {
-                promise.Set(reply.status());
-                return;
-              }
-              if (reply->status.ok()) {
-                promise.Set(std::move(reply->data));
-              } else {
-                promise.Set(reply->status);
-              }
-              internal::RecycleEnvelope(*std::move(reply));
+              internal::ResolveCall(promise, std::move(reply), [](Envelope& r) {
+                return absl::StatusOr<std::string>(std::move(r.data));
+              });
             });
   return std::move(future);
 }

@@ -394,6 +394,40 @@ TEST(NodeTest, CallInfoNamesTheMessageTheHandlerSaw) {
   EXPECT_NE(typed_info.message_id, raw_info.message_id);
 }
 
+// A caller's content type carries the call both ways: the handler sees JSON,
+// and the typed caller parses the JSON reply. One the node cannot parse is
+// refused with InvalidArgument naming it.
+TEST(NodeTest, ACallersContentTypeIsUsedBothWays) {
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST));
+  ASSERT_TRUE(node.ok());
+  std::string seen_type, seen_data;
+  auto reg = (*node)->Handle(op, [&](Context& ctx, const EchoRequest& req) -> absl::StatusOr<EchoReply> {
+    seen_type = ctx.envelope().data_content_type;
+    seen_data = ctx.envelope().data;
+    EchoReply r;
+    r.set_text(req.text() + "!");
+    return r;
+  });
+  ASSERT_TRUE(reg.ok());
+  EchoRequest req;
+  req.set_text("json");
+  CallOptions json;
+  json.content_type = std::string(kContentTypeJson);
+  auto reply = (*node)->Call(op, req, json).GetFor(kWait);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->text(), "json!");
+  EXPECT_EQ(seen_type, kContentTypeJson);
+  EXPECT_THAT(seen_data, HasSubstr("\"text\""));
+
+  CallOptions plain;
+  plain.content_type = "text/plain";
+  auto refused = (*node)->Call(op, req, plain).GetFor(kWait);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("text/plain"));
+}
+
 // info() is const and builds its strings on first use: two threads asking at
 // once get the same identifiers (`make test-tsan` checks there is no race).
 TEST(NodeTest, CallInfoCanBeReadFromTwoThreads) {

@@ -283,6 +283,37 @@ absl::StatusOr<HandlerRegistration> Node::Handle(const Operation<Req, Rep>& op, 
   return HandleRaw(op.name, std::move(raw), std::move(options));
 }
 
+namespace internal {
+
+// Resolves a call's promise from its reply: the transport's error, the
+// handler's status, or `value(reply)`; the reply envelope goes back to the
+// spares.
+template <class T, class Value>
+void ResolveCall(Promise<T>& promise, absl::StatusOr<Envelope>&& reply, const Value& value) {
+  if (!reply.ok()) {
+    promise.Set(reply.status());
+    return;
+  }
+  if (reply->status.ok()) {
+    promise.Set(value(*reply));
+  } else {
+    promise.Set(reply->status);
+  }
+  RecycleEnvelope(*std::move(reply));
+}
+
+// The reply's payload parsed as Rep.
+template <class Rep>
+absl::StatusOr<Rep> ParseReply(const Envelope& reply, std::string_view content_type) {
+  Rep out;
+  if (absl::Status parsed = ParsePayload(reply.data, content_type, &out); !parsed.ok()) {
+    return parsed;
+  }
+  return out;
+}
+
+}  // namespace internal
+
 template <class Req, class Rep>
 Future<Rep> Node::Call(const Operation<Req, Rep>& op, const Req& request, CallOptions options) {
   auto [promise, future] = MakePromise<Rep>();
@@ -295,28 +326,24 @@ Future<Rep> Node::Call(const Operation<Req, Rep>& op, const Req& request, CallOp
     return std::move(future);
   }
   internal::CallIds& ids = promise.ids();
-  StartCall(op.name, *std::move(payload), std::move(options), Rep::descriptor(), ids,
-            [promise = std::move(promise), custom_type = std::move(custom_type)](
-                absl::StatusOr<Envelope>&& reply) mutable {
-              if (!reply.ok()) {
-                promise.Set(reply.status());
-                return;
-              }
-              if (!reply->status.ok()) {
-                promise.Set(reply->status);
-              } else {
-                Rep out;
-                const std::string_view content_type =
-                    custom_type.empty() ? kContentTypeProtobuf : std::string_view(custom_type);
-                absl::Status parsed = internal::ParsePayload(reply->data, content_type, &out);
-                if (parsed.ok()) {
-                  promise.Set(std::move(out));
-                } else {
-                  promise.Set(parsed);
-                }
-              }
-              internal::RecycleEnvelope(*std::move(reply));
-            });
+  if (custom_type.empty()) {
+    // Only the promise is captured: it fits the callback's inline storage, so
+    // the default call allocates no block for its completion.
+    StartCall(op.name, *std::move(payload), std::move(options), Rep::descriptor(), ids,
+              [promise = std::move(promise)](absl::StatusOr<Envelope>&& reply) mutable {
+                internal::ResolveCall(promise, std::move(reply), [](const Envelope& r) {
+                  return internal::ParseReply<Rep>(r, kContentTypeProtobuf);
+                });
+              });
+  } else {
+    StartCall(op.name, *std::move(payload), std::move(options), Rep::descriptor(), ids,
+              [promise = std::move(promise), custom_type = std::move(custom_type)](
+                  absl::StatusOr<Envelope>&& reply) mutable {
+                internal::ResolveCall(promise, std::move(reply), [&](const Envelope& r) {
+                  return internal::ParseReply<Rep>(r, custom_type);
+                });
+              });
+  }
   return std::move(future);
 }
 

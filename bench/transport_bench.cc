@@ -9,6 +9,7 @@
 //                   [--inline-handlers]   (HandlerOptions.inline_execution on the sb side)
 //                   [--raw-headers]   (raw cnats / Proton messages carry an envelope's headers)
 //                   [--content-mode=binary]   (the sb side's NATS and AMQP content mode)
+//                   [--grpc-unary-sends]   (grpc.unary_sends on the sb side)
 //                   [--idle-spin=MICROS]  (node.handler_idle_spin on the sb side)
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw] [--profile-no-policies] [--profile-commands]
@@ -101,6 +102,8 @@ struct Flags {
   std::string content_mode;
   // node.handler_idle_spin in microseconds; negative: the node's default.
   int idle_spin_us = -1;
+  // grpc.unary_sends: commands, events and replies as unary calls.
+  bool grpc_unary_sends = false;
 };
 
 std::vector<std::string> Split(const std::string& s) {
@@ -154,6 +157,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->content_mode = *v;
     } else if (a == "--inline-handlers") {
       f->inline_handlers = true;
+    } else if (a == "--grpc-unary-sends") {
+      f->grpc_unary_sends = true;
     } else if (auto v = value("--idle-spin")) {
       f->idle_spin_us = std::max(0, std::atoi(v->c_str()));
     } else if (auto v = value("--only")) {
@@ -336,6 +341,7 @@ struct Env {
   bool raw_headers = false;
   std::string content_mode;
   int idle_spin_us = -1;
+  bool grpc_unary_sends = false;
   std::string nats_url;
   std::string amqp_url;
   std::string amqp_mgmt;
@@ -351,6 +357,7 @@ absl::StatusOr<v1::TransportConfig> TransportFor(const std::string& name, const 
   } else if (name == "grpc") {
     t.set_type("grpc");
     t.mutable_grpc()->set_listen("127.0.0.1:0");
+    t.mutable_grpc()->set_unary_sends(env.grpc_unary_sends);
   } else if (name == "nats" || name == "nats-js") {
     if (env.nats_url.empty()) return absl::NotFoundError("SWITCHBOARD_TEST_NATS_URL is not set");
     t.set_type("nats");
@@ -994,6 +1001,7 @@ int Main(int argc, char** argv) {
   env.raw_headers = flags.raw_headers;
   env.content_mode = flags.content_mode;
   env.idle_spin_us = flags.idle_spin_us;
+  env.grpc_unary_sends = flags.grpc_unary_sends;
   env.no_policies = flags.profile_no_policies;
   env.nats_url = Getenv("SWITCHBOARD_TEST_NATS_URL");
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
@@ -1037,6 +1045,9 @@ int Main(int argc, char** argv) {
     notes.push_back("--raw-headers: the raw NATS messages carry the header set of a Switchboard "
                     "envelope (13 headers), the raw AMQP messages its application properties "
                     "and message fields, and the raw receivers read every one");
+  if (flags.grpc_unary_sends)
+    notes.push_back("--grpc-unary-sends: the Switchboard side's gRPC commands and events are "
+                    "unary calls (Enqueue, Publish), not frames on a Send stream");
   if (!flags.content_mode.empty())
     notes.push_back("--content-mode=" + flags.content_mode +
                     ": the Switchboard side's NATS and AMQP transports send in that content mode");

@@ -9,9 +9,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/time.h"
-#include "proto_wire.h"
 #include "switchboard/internal/attribute_names.h"
 #include "switchboard/internal/envelope_pool.h"
+#include "switchboard/internal/proto_wire.h"
 #include "switchboard/internal/strings.h"
 
 namespace switchboard::internal {

@@ -6,9 +6,9 @@
 
 #include "absl/time/time.h"
 #include "switchboard/internal/envelope_pool.h"
+#include "switchboard/internal/proto_wire.h"
 #include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
-#include "proto_wire.h"
 
 namespace switchboard::internal {
 namespace {

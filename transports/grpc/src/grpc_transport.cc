@@ -17,15 +17,18 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
 #include <fstream>
-#include <algorithm>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -34,7 +37,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/inlined_vector.h"
-#include "switchboard/internal/strings.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -43,6 +45,8 @@
 #include "switchboard/inproc_transport.h"
 #include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/envelope_wire.h"
+#include "switchboard/internal/proto_wire.h"
+#include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
 #include "switchboard/v1/envelope.pb.h"
@@ -63,6 +67,7 @@ const std::string& MethodName(std::string_view method) {
       {kMethodPublish, std::string(kMethodPublish)},
       {kMethodSubscribe, std::string(kMethodSubscribe)},
       {kMethodReply, std::string(kMethodReply)},
+      {kMethodSend, std::string(kMethodSend)},
   };
   return names->at(method);
 }
@@ -82,6 +87,13 @@ constexpr absl::Duration kResubscribeDelay = absl::Seconds(1);
 constexpr int kMaxMetadataBytes = 64 * 1024;
 // How long closing waits for in-flight calls after cancelling them.
 constexpr absl::Duration kCloseGrace = absl::Seconds(2);
+// Largest envelope (with its queue, group or inbox) sent as a Send frame: a
+// larger one gains little from the stream and goes as a unary call, so that
+// a message over the peer's limit is refused alone, not together with the
+// frames batched with it.
+constexpr size_t kMaxFrameBytes = 16 * 1024;
+// A batch of frames stops growing at this size (it holds at least one).
+constexpr size_t kMaxBatchBytes = 64 * 1024;
 
 absl::Status FromGrpc(const ::grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -135,28 +147,40 @@ absl::Status ReadEnvelopeBuffer(const ByteBuffer& buffer, Envelope* out,
   return internal::ReadEnvelopeWire(View(slice), out, rest);
 }
 
+// A request message that carries an envelope as its field `field` and a
+// string (left out when empty) as its field `text_field`:
+// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
+// group = 2}, ReplyRequest{inbox = 1, reply = 2}. `envelope_size` is
+// internal::EnvelopeWireSize(env).
+size_t RequestWireSize(int field, int text_field, size_t envelope_size, std::string_view text) {
+  return internal::EnvelopeFieldWireSize(field, envelope_size) +
+         internal::StringFieldWireSize(text_field, text);
+}
+uint8_t* WriteRequestWire(int field, int text_field, const Envelope& env, size_t envelope_size,
+                          std::string_view text, uint8_t* out) {
+  if (text_field < field) {
+    return internal::WriteEnvelopeField(field, env, envelope_size,
+                                        internal::WriteStringField(text_field, text, out));
+  }
+  return internal::WriteStringField(text_field, text,
+                                    internal::WriteEnvelopeField(field, env, envelope_size, out));
+}
+
 // An envelope's protobuf form, written straight from the envelope into one
 // gRPC slice (envelope_wire.h): no v1::Envelope is built, so no attribute is
 // copied into one. With `field` > 0 the envelope is that field of a request
-// message, and `text` (left out when empty) its field `text_field`:
-// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
-// group = 2}, ReplyRequest{inbox = 1, reply = 2}.
+// message, and `text` its field `text_field` (RequestWireSize).
 ByteBuffer EnvelopeBuffer(const Envelope& env, int field = 0, int text_field = 0,
                           std::string_view text = {}) {
   const size_t envelope_size = internal::EnvelopeWireSize(env);
-  const size_t size = field == 0 ? envelope_size
-                                 : internal::EnvelopeFieldWireSize(field, envelope_size) +
-                                       internal::StringFieldWireSize(text_field, text);
+  const size_t size =
+      field == 0 ? envelope_size : RequestWireSize(field, text_field, envelope_size, text);
   ::grpc::Slice slice(size);
   uint8_t* out = const_cast<uint8_t*>(slice.begin());
   if (field == 0) {
     internal::WriteEnvelopeWire(env, out);
-  } else if (text_field < field) {
-    internal::WriteEnvelopeField(field, env, envelope_size,
-                                 internal::WriteStringField(text_field, text, out));
   } else {
-    internal::WriteStringField(text_field, text,
-                               internal::WriteEnvelopeField(field, env, envelope_size, out));
+    WriteRequestWire(field, text_field, env, envelope_size, text, out);
   }
   return ByteBuffer(&slice, 1);
 }
@@ -170,6 +194,145 @@ std::string ToBytes(const ByteBuffer& buffer) {
     out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// Frames of the Send stream (transport.proto: a SendBatch of SendFrames, an
+// AckBatch of Acks), written and read by hand like the envelope.
+
+// SendFrame's request fields.
+enum class SendKind { kEnqueue = 2, kPublish = 3, kReply = 4 };
+
+// Where a request keeps its envelope and its text (queue, group, inbox),
+// and the unary method that does the same.
+struct SendShape {
+  int envelope_field;
+  int text_field;
+  std::string_view message;
+  std::string_view method;
+};
+
+SendShape ShapeOf(SendKind kind) {
+  switch (kind) {
+    case SendKind::kEnqueue:
+      return {1, 2, "switchboard.v1.EnqueueRequest", kMethodEnqueue};
+    case SendKind::kPublish:
+      return {1, 2, "switchboard.v1.PublishRequest", kMethodPublish};
+    case SendKind::kReply:
+      break;
+  }
+  return {2, 1, "switchboard.v1.ReplyRequest", kMethodReply};
+}
+
+// A SendFrame{seq = 1, <kind> = request} as field 1 of its SendBatch.
+size_t FrameWireSize(uint64_t seq, size_t request_size) {
+  const size_t frame = 1 + internal::VarintSize(seq) + 1 + internal::VarintSize(request_size) +
+                       request_size;
+  return internal::StringFieldSize(1, frame);
+}
+uint8_t* WriteFrameWire(uint64_t seq, SendKind kind, size_t request_size, uint8_t* out) {
+  const size_t frame = 1 + internal::VarintSize(seq) + 1 + internal::VarintSize(request_size) +
+                       request_size;
+  out = internal::PutFieldHeader(1, frame, out);
+  out = internal::PutVarint(internal::Tag(1, internal::kVarint), out);
+  out = internal::PutVarint(seq, out);
+  return internal::PutFieldHeader(static_cast<int>(kind), request_size, out);  // request follows
+}
+
+struct FrameView {
+  uint64_t seq = 0;
+  std::optional<SendKind> kind;  // none: the frame carries no request
+  std::string_view request;
+};
+
+// The frames of a SendBatch; false when the batch does not read as one.
+// Unknown fields are skipped as protobuf does; of two request fields in one
+// frame the later is taken (a writer never sends two).
+bool ReadSendBatch(std::string_view bytes, std::vector<FrameView>* frames) {
+  return internal::ReadMessage(
+      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
+        if (tag != internal::Tag(1, internal::kLengthDelimited)) return r.SkipField(tag, depth);
+        std::string_view frame;
+        if (!r.Bytes(&frame)) return false;
+        FrameView f;
+        const bool read = internal::ReadMessage(
+            frame, depth, [&f](uint32_t t, internal::WireReader& fr, int d) {
+              const uint32_t field = t >> 3;
+              if (field == 1 && (t & 7) == internal::kVarint) return fr.Varint(&f.seq);
+              if (field >= 2 && field <= 4 && (t & 7) == internal::kLengthDelimited) {
+                f.kind = static_cast<SendKind>(field);
+                return fr.Bytes(&f.request);
+              }
+              return fr.SkipField(t, d);
+            });
+        if (!read) return false;
+        frames->push_back(f);
+        return true;
+      });
+}
+
+// Ack{seq = 1, code = 2, message = 3}, as field 1 of its AckBatch.
+using AckList = std::vector<std::pair<uint64_t, absl::Status>>;
+
+size_t AckWireSize(uint64_t seq, const absl::Status& status) {
+  size_t n = 1 + internal::VarintSize(seq);
+  if (!status.ok()) {
+    n += 1 + internal::VarintSize(internal::Int32Bits(static_cast<int32_t>(status.code())));
+    if (!status.message().empty()) n += internal::StringFieldSize(3, status.message().size());
+  }
+  return n;
+}
+
+ByteBuffer AckBatchBuffer(const AckList& acks) {
+  size_t size = 0;
+  for (const auto& [seq, status] : acks) size += internal::StringFieldSize(1, AckWireSize(seq, status));
+  ::grpc::Slice slice(size);
+  uint8_t* out = const_cast<uint8_t*>(slice.begin());
+  for (const auto& [seq, status] : acks) {
+    out = internal::PutFieldHeader(1, AckWireSize(seq, status), out);
+    out = internal::PutVarint(internal::Tag(1, internal::kVarint), out);
+    out = internal::PutVarint(seq, out);
+    if (status.ok()) continue;
+    out = internal::PutVarint(internal::Tag(2, internal::kVarint), out);
+    out = internal::PutVarint(internal::Int32Bits(static_cast<int32_t>(status.code())), out);
+    if (!status.message().empty()) {
+      out = internal::PutBytesField(
+          3, std::string_view(status.message().data(), status.message().size()), out);
+    }
+  }
+  return ByteBuffer(&slice, 1);
+}
+
+// The acks of an AckBatch; false when it does not read as one. A code that
+// is not a canonical one reads as UNKNOWN.
+bool ReadAckBatch(std::string_view bytes, AckList* acks) {
+  return internal::ReadMessage(
+      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
+        if (tag != internal::Tag(1, internal::kLengthDelimited)) return r.SkipField(tag, depth);
+        std::string_view ack;
+        if (!r.Bytes(&ack)) return false;
+        uint64_t seq = 0;
+        uint64_t code = 0;
+        std::string_view message;
+        const bool read = internal::ReadMessage(
+            ack, depth, [&](uint32_t t, internal::WireReader& ar, int d) {
+              if (t == internal::Tag(1, internal::kVarint)) return ar.Varint(&seq);
+              if (t == internal::Tag(2, internal::kVarint)) return ar.Varint(&code);
+              if (t == internal::Tag(3, internal::kLengthDelimited)) return ar.Bytes(&message);
+              return ar.SkipField(t, d);
+            });
+        if (!read) return false;
+        const auto c = static_cast<int32_t>(code);
+        absl::Status status;
+        if (c != 0) {
+          status = absl::Status(c > 0 && c <= 16 ? static_cast<absl::StatusCode>(c)
+                                                 : absl::StatusCode::kUnknown,
+                                message.empty() ? absl::string_view("rejected by the server")
+                                                : absl::string_view(message.data(), message.size()));
+        }
+        acks->emplace_back(seq, std::move(status));
+        return true;
+      });
 }
 
 std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
@@ -255,6 +418,22 @@ std::string GrpcTargetUri(const std::string& target) {
   return target.front() == '[' ? "ipv6:" + target : "ipv4:" + target;
 }
 
+// A target that names one server: "ip:port", "[ipv6]:port" or
+// "localhost:port". Only such targets get a Send stream: gRPC spreads the
+// calls to a target that names several servers (a list, a DNS name with
+// several addresses) over them, and a stream would stay on the one it
+// opened on.
+bool IsSingleAddress(const std::string& target) {
+  if (target.find(',') != std::string::npos) return false;
+  if (!target.empty() && target.front() == '[') return target.find("]:") != std::string::npos;
+  const size_t colon = target.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  const std::string host = target.substr(0, colon);
+  if (host == "localhost") return true;
+  in_addr addr{};
+  return inet_pton(AF_INET, host.c_str(), &addr) == 1;
+}
+
 // Moves an envelope into a local queue named differently from its type.
 void MarkQueued(Envelope& env, const std::string& queue) {
   if (queue == env.type) return;
@@ -316,6 +495,7 @@ thread_local const ServeEntry* ServeEntry::current_ = nullptr;
 
 class Engine;
 class SubscribeReactor;
+class SendChannel;
 
 // Client calls and streams in flight. Kept apart from the Engine so that a
 // gRPC callback never holds the Engine (and with it the channels) alive:
@@ -387,6 +567,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
       : name_(std::move(name)), options_(std::move(options)), env_(std::move(env)) {
     clock_ = env_.clock != nullptr ? env_.clock : &Clock::Real();
     env_.clock = clock_;
+    // A peer is expected to accept what this node accepts.
+    if (options_.max_message_bytes() > 0) {
+      const uint64_t max = options_.max_message_bytes();
+      frame_limit_ = std::min<uint64_t>(frame_limit_, max / 4);
+      batch_limit_ = std::min<uint64_t>(batch_limit_, max);
+    }
   }
 
   absl::Status Start();
@@ -424,6 +610,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
     MarkQueued(env, queue);
     local_->Enqueue(std::move(env), std::move(done));
   }
+  // What Enqueue, Publish and Reply do with the envelope of a request that
+  // read, for the unary methods and Send frames alike; `done` gets the
+  // outcome the caller is answered with.
+  void AcceptEnqueue(Envelope command, std::string queue, DoneCallback done);
+  void AcceptPublish(Envelope event, const std::string& group, DoneCallback done);
+  void AcceptReply(Envelope reply, const std::string& inbox, DoneCallback done);
+  // A Send frame: reads its request (INVALID_ARGUMENT, counted, when it does
+  // not read) and accepts it as its unary method would.
+  void AcceptFrame(const FrameView& frame, DoneCallback done);
   ReplyHandler* FindInbox(const std::string& id, std::shared_ptr<ReplyHandler>* hold);
   // Hub: gives `event` to one stream of each group subscribed to its type.
   void HubDistribute(const Envelope& event);
@@ -440,6 +635,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     s.malformed = malformed_.load(std::memory_order_relaxed);
     s.unreadable = unreadable_.load(std::memory_order_relaxed);
     s.dropped_events = dropped_events_.load(std::memory_order_relaxed);
+    s.streamed_sends = streamed_sends_.load(std::memory_order_relaxed);
+    s.unary_sends = unary_sends_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -451,6 +648,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   DeliveryHandler Wrap(DeliveryHandler handler);
   Clock* clock() const { return clock_; }
   const std::shared_ptr<CallTracker>& tracker() const { return tracker_; }
+  // An Enqueue, Publish or Reply request of `env` and `text` as a unary
+  // call; `done` gets its status.
+  void SendUnary(const std::string& target, SendKind kind, Envelope env, const std::string& text,
+                 absl::Duration timeout, DoneCallback done);
 
   struct ClientCall {
     ::grpc::ClientContext ctx;
@@ -477,6 +678,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
     if (!env.has_deadline()) return kAcceptTimeout;
     return std::min(kAcceptTimeout, env.deadline - clock_->Now());
   }
+  // Sends an Enqueue, Publish or Reply request to `target`: as a frame on
+  // the target's Send stream when it has one (SendChannelFor), else as a
+  // unary call. `done` gets the status the server answered with.
+  void SendTo(const std::string& target, SendKind kind, Envelope env, std::string text,
+              absl::Duration timeout, DoneCallback done);
+  // The Send stream of `target`, or null when a request of `request_bytes`
+  // goes as a unary call (GrpcOptions.unary_sends, full_metadata, a target
+  // that names several servers, a large message).
+  std::shared_ptr<SendChannel> SendChannelFor(const std::string& target, size_t request_bytes);
 
   const std::string name_;
   const v1::GrpcOptions options_;
@@ -495,6 +705,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   absl::Mutex channels_mu_;
   std::map<std::string, std::shared_ptr<ChannelEntry>> channels_ ABSL_GUARDED_BY(channels_mu_);
+  // By target; null for a target that gets no stream.
+  std::map<std::string, std::shared_ptr<SendChannel>, std::less<>> send_channels_
+      ABSL_GUARDED_BY(channels_mu_);
+  size_t frame_limit_ = kMaxFrameBytes;
+  size_t batch_limit_ = kMaxBatchBytes;
 
   absl::Mutex servers_mu_;
   std::map<std::string, std::vector<std::shared_ptr<ServeEntry>>> servers_
@@ -518,6 +733,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> unreadable_{0};
   std::atomic<uint64_t> dropped_events_{0};
+  std::atomic<uint64_t> streamed_sends_{0};
+  std::atomic<uint64_t> unary_sends_{0};
 };
 
 // ---------------------------------------------------------------------------
@@ -602,11 +819,18 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
 
   void Fail(const absl::Status& status) { Finisher::Finish(finisher_, status, nullptr); }
 
-  void Accept(const std::string& id) {
-    v1::Accepted accepted;
-    accepted.set_id(id);
-    ByteBuffer out = ToBuffer(accepted);
-    Finisher::Finish(finisher_, absl::OkStatus(), &out);
+  // Answers Accepted{id} when `done` runs with OK, else that status.
+  DoneCallback AcceptedAs(std::string id) {
+    return [f = finisher_, id = std::move(id)](absl::Status s) {
+      if (!s.ok()) {
+        Finisher::Finish(f, s, nullptr);
+        return;
+      }
+      v1::Accepted accepted;
+      accepted.set_id(id);
+      ByteBuffer out = ToBuffer(accepted);
+      Finisher::Finish(f, absl::OkStatus(), &out);
+    };
   }
 
   // Completes an envelope read from the body with the metadata (only what
@@ -702,19 +926,8 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     Envelope command;
     std::string queue;
     if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.EnqueueRequest", &command, &queue)) return;
-    if (queue.empty()) queue = command.type;
     std::string id = command.id;
-    engine_->LocalEnqueue(std::move(command), queue,
-                          [f = finisher_, id](absl::Status s) {
-                            if (!s.ok()) {
-                              Finisher::Finish(f, s, nullptr);
-                              return;
-                            }
-                            v1::Accepted accepted;
-                            accepted.set_id(id);
-                            ByteBuffer out = ToBuffer(accepted);
-                            Finisher::Finish(f, absl::OkStatus(), &out);
-                          });
+    engine_->AcceptEnqueue(std::move(command), std::move(queue), AcceptedAs(std::move(id)));
   }
 
   void HandlePublish() {
@@ -722,37 +935,15 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     std::string group;
     if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.PublishRequest", &event, &group)) return;
     std::string id = event.id;
-    if (group.empty()) {
-      engine_->HubDistribute(event);
-      Accept(id);
-      return;
-    }
-    std::string queue = wire::GroupQueue(event.type, group);
-    engine_->LocalEnqueue(std::move(event), queue, [f = finisher_, id](absl::Status s) {
-      if (!s.ok()) {
-        Finisher::Finish(f, s, nullptr);
-        return;
-      }
-      v1::Accepted accepted;
-      accepted.set_id(id);
-      ByteBuffer out = ToBuffer(accepted);
-      Finisher::Finish(f, absl::OkStatus(), &out);
-    });
+    engine_->AcceptPublish(std::move(event), group, AcceptedAs(std::move(id)));
   }
 
   void HandleReply() {
     Envelope reply;
     std::string inbox;
     if (!ReadEnvelopeRequest(2, 1, "switchboard.v1.ReplyRequest", &reply, &inbox)) return;
-    std::shared_ptr<ReplyHandler> hold;
-    ReplyHandler* handler = engine_->FindInbox(inbox, &hold);
-    if (handler == nullptr) {
-      return Fail(absl::NotFoundError(
-          Cat("no reply inbox \"", inbox, "\" on this node (closed?)")));
-    }
     std::string id = reply.id;
-    (*handler)(std::move(reply));
-    Accept(id);
+    engine_->AcceptReply(std::move(reply), inbox, AcceptedAs(std::move(id)));
   }
 
   Engine* const engine_;
@@ -870,6 +1061,147 @@ class SubscribeReactor final : public ::grpc::ServerGenericBidiReactor {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Send: batches of Enqueue, Publish and Reply frames on one stream, each
+// frame answered by an Ack once it is done. Acks that come while a write is
+// in flight, or while a batch is being read, go out together in the next.
+class SendReactor final : public ::grpc::ServerGenericBidiReactor {
+ public:
+  explicit SendReactor(Engine* engine) : engine_(engine), state_(std::make_shared<State>()) {
+    state_->reactor = this;
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client half-closed or went away: finish once every frame read
+      // so far has its ack written.
+      absl::MutexLock lock(&state_->mu);
+      state_->reading = false;
+      MaybeWriteLocked();
+      return;
+    }
+    frames_.clear();
+    bool read;
+    {
+      const ::grpc::Slice slice = SingleSlice(in_);
+      read = ReadSendBatch(View(slice), &frames_);
+      if (read) {
+        {
+          absl::MutexLock lock(&state_->mu);
+          state_->holding = true;
+          state_->outstanding += frames_.size();
+        }
+        // A frame's request is read before AcceptFrame returns: the views
+        // into the slice are not kept.
+        for (const FrameView& frame : frames_) {
+          engine_->AcceptFrame(frame, [state = state_, seq = frame.seq](absl::Status s) {
+            State::Ack(state, seq, std::move(s));
+          });
+        }
+      }
+    }
+    in_.Clear();
+    absl::MutexLock lock(&state_->mu);
+    state_->holding = false;
+    if (!read) {
+      engine_->CountMalformed();
+      state_->reading = false;
+      FinishLocked(absl::InvalidArgumentError(
+          "malformed batch on Send: the body is not a switchboard.v1.SendBatch"));
+      return;
+    }
+    MaybeWriteLocked();
+    if (!state_->finishing) StartRead(&in_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->writing = false;
+    if (!ok) {
+      FinishLocked(absl::UnavailableError("the Send stream's client is gone"));
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&state_->mu);
+    // Nothing more can be written: finish now.
+    state_->writing = false;
+    FinishLocked(absl::CancelledError("Send stream cancelled by the client"));
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->reactor = nullptr;  // acks still to come are dropped
+    }
+    delete this;
+  }
+
+ private:
+  // Outlives the reactor: a frame's outcome may come from another thread
+  // after the stream ended.
+  struct State {
+    absl::Mutex mu;
+    SendReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    AckList acks ABSL_GUARDED_BY(mu);
+    size_t outstanding ABSL_GUARDED_BY(mu) = 0;  // frames read and not yet answered
+    bool holding ABSL_GUARDED_BY(mu) = false;    // a batch is being read
+    bool writing ABSL_GUARDED_BY(mu) = false;
+    bool reading ABSL_GUARDED_BY(mu) = true;
+    bool finishing ABSL_GUARDED_BY(mu) = false;  // no more acks; Finish when not writing
+    bool finished ABSL_GUARDED_BY(mu) = false;   // Finish called
+    absl::Status finish ABSL_GUARDED_BY(mu);
+
+    static void Ack(const std::shared_ptr<State>& state, uint64_t seq, absl::Status status) {
+      absl::MutexLock lock(&state->mu);
+      if (state->reactor == nullptr || state->finishing) return;
+      --state->outstanding;
+      state->acks.emplace_back(seq, std::move(status));
+      state->reactor->MaybeWriteLocked();
+    }
+  };
+
+  // gRPC never runs a reaction inline from a Start* call, so holding the
+  // lock across them is safe.
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    State& st = *state_;
+    if (st.finishing) {
+      if (!st.writing && !st.finished) {
+        st.finished = true;
+        Finish(ToGrpc(st.finish));
+      }
+      return;
+    }
+    if (st.writing || st.holding) return;
+    if (!st.acks.empty()) {
+      out_ = AckBatchBuffer(st.acks);
+      st.acks.clear();
+      st.writing = true;
+      StartWrite(&out_);
+      return;
+    }
+    if (!st.reading && st.outstanding == 0) FinishLocked(absl::OkStatus());
+  }
+
+  // Finishes once, after the write in flight (if any) is done.
+  void FinishLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_->mu) {
+    State& st = *state_;
+    if (st.finishing) return;
+    st.finishing = true;
+    st.finish = status;
+    st.acks.clear();
+    MaybeWriteLocked();
+  }
+
+  Engine* const engine_;
+  std::shared_ptr<State> state_;
+  ::grpc::ByteBuffer in_;
+  ::grpc::ByteBuffer out_;
+  std::vector<FrameView> frames_;
+};
+
 class Service final : public ::grpc::CallbackGenericService {
  public:
   explicit Service(Engine* engine) : engine_(engine) {}
@@ -881,6 +1213,7 @@ class Service final : public ::grpc::CallbackGenericService {
       return new UnaryReactor(engine_, ctx);
     }
     if (m == kMethodSubscribe) return new SubscribeReactor(engine_, ctx);
+    if (m == kMethodSend) return new SendReactor(engine_);
     return ::grpc::CallbackGenericService::CreateReactor(ctx);  // UNIMPLEMENTED
   }
 
@@ -975,6 +1308,361 @@ class EventStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffe
   ByteBuffer out_;
   ByteBuffer in_;
 };
+
+// ---------------------------------------------------------------------------
+// Client side of Send: one stream per target carries its commands, events and
+// replies as frames. Frames queue while a batch is being written and go out
+// together in the next; each waits for its ack, the end of the stream, or
+// its timeout, whichever comes first.
+
+class SendStream;
+
+struct PendingSend {
+  SendKind kind;
+  Envelope env;  // kept until answered: a fallback sends it as a unary call
+  std::string text;  // queue, group or inbox
+  size_t envelope_size;
+  absl::Time expires;
+  DoneCallback done;
+  // The stream it was written on, or the one open when it was queued: the
+  // end of that stream ends it.
+  SendStream* stream = nullptr;
+};
+
+using Completions = std::vector<std::pair<DoneCallback, absl::Status>>;
+
+void RunCompletions(Completions& completions) {
+  for (auto& [done, status] : completions) std::move(done)(std::move(status));
+  completions.clear();
+}
+
+class SendChannel : public std::enable_shared_from_this<SendChannel> {
+ public:
+  // `stub` belongs to the Engine, which outlives every stream it opens (its
+  // Shutdown waits for them); this channel holds no gRPC object, so its last
+  // reference may go on any thread.
+  SendChannel(std::string target, ::grpc::GenericStub* stub, Clock* clock, size_t batch_limit)
+      : target_(std::move(target)), stub_(stub), clock_(clock), batch_limit_(batch_limit) {}
+
+  ~SendChannel() {
+    absl::MutexLock lock(&mu_);
+    timer_.Cancel();
+  }
+
+  // Queues a frame and starts writing it; false (and nothing taken) once the
+  // server turned out not to have Send: the caller sends a unary call.
+  bool Send(Engine& engine, SendKind kind, Envelope& env, std::string& text,
+            size_t envelope_size, absl::Time expires, DoneCallback& done);
+
+  const std::string& target() const { return target_; }
+
+ private:
+  friend class SendStream;
+
+  bool OpenLocked(Engine& engine) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The timer fires at the earliest expiry of a pending frame.
+  void ArmLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Expire();
+  // Takes every pending frame of `stream` (of any stream when null),
+  // answered with `status`.
+  void FailLocked(const SendStream* stream, const absl::Status& status, Completions* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string target_;
+  ::grpc::GenericStub* const stub_;
+  Clock* const clock_;
+  const size_t batch_limit_;
+
+  absl::Mutex mu_;
+  SendStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, if any
+  bool unary_ ABSL_GUARDED_BY(mu_) = false;  // the server has no Send
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, PendingSend> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> unwritten_ ABSL_GUARDED_BY(mu_);  // in order; may name answered ones
+  TimerHandle timer_ ABSL_GUARDED_BY(mu_);
+  absl::Time timer_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+};
+
+class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer> {
+ public:
+  SendStream(std::weak_ptr<Engine> engine, std::shared_ptr<CallTracker> tracker,
+             std::shared_ptr<SendChannel> channel)
+      : engine_(std::move(engine)),
+        tracker_(std::move(tracker)),
+        channel_(std::move(channel)),
+        ctx_(std::make_shared<::grpc::ClientContext>()) {}
+
+  const std::shared_ptr<::grpc::ClientContext>& ctx() const { return ctx_; }
+
+  void Start(::grpc::GenericStub* stub) {
+    stub->PrepareBidiStreamingCall(ctx_.get(), MethodName(kMethodSend), ::grpc::StubOptions(),
+                                   this);
+    // Writes start outside the reactions (on the callers' threads): the hold
+    // keeps OnDone from running until the stream is detached, so a write
+    // never starts on a stream that is done.
+    AddHold();
+    StartRead(&in_);
+    StartCall();
+  }
+
+  // Writes the frames waiting, as many as fit one batch, unless a write is
+  // in flight. gRPC never runs a reaction inline from a Start* call, so the
+  // channel's lock may be held across them.
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(channel_->mu_) {
+    SendChannel& ch = *channel_;
+    if (writing_ || ended_) return;
+    batch_.clear();
+    size_t size = 0;
+    while (!ch.unwritten_.empty()) {
+      auto it = ch.pending_.find(ch.unwritten_.front());
+      if (it == ch.pending_.end()) {  // timed out before it was written
+        ch.unwritten_.pop_front();
+        continue;
+      }
+      const PendingSend& p = it->second;
+      const SendShape shape = ShapeOf(p.kind);
+      const size_t request =
+          RequestWireSize(shape.envelope_field, shape.text_field, p.envelope_size, p.text);
+      const size_t frame = FrameWireSize(it->first, request);
+      if (!batch_.empty() && size + frame > ch.batch_limit_) break;
+      it->second.stream = this;
+      batch_.push_back({it, request});
+      size += frame;
+      ch.unwritten_.pop_front();
+    }
+    if (batch_.empty()) return;
+    ::grpc::Slice slice(size);
+    uint8_t* out = const_cast<uint8_t*>(slice.begin());
+    for (const auto& [it, request] : batch_) {
+      const PendingSend& p = it->second;
+      const SendShape shape = ShapeOf(p.kind);
+      out = WriteFrameWire(it->first, p.kind, request, out);
+      out = WriteRequestWire(shape.envelope_field, shape.text_field, p.env, p.envelope_size,
+                             p.text, out);
+    }
+    ByteBuffer buffer(&slice, 1);
+    out_.Swap(&buffer);
+    writing_ = true;
+    StartWrite(&out_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&channel_->mu_);
+    writing_ = false;
+    if (!ok) {  // the stream is broken: OnDone follows
+      ended_ = true;
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the stream ended
+      Detach();
+      return;
+    }
+    acks_.clear();
+    bool read;
+    {
+      const ::grpc::Slice slice = SingleSlice(in_);
+      read = ReadAckBatch(View(slice), &acks_);
+    }
+    in_.Clear();
+    if (!read) {
+      // The stream is tracked until OnDone ends, so the Engine cannot be
+      // destroyed while this holds it.
+      if (std::shared_ptr<Engine> engine = engine_.lock()) engine->CountMalformed();
+      {
+        absl::MutexLock lock(&channel_->mu_);
+        broken_ = absl::InternalError(Cat("malformed acks from gRPC target ", channel_->target(),
+                                          ": not a switchboard.v1.AckBatch"));
+      }
+      ctx_->TryCancel();
+      Detach();
+      return;
+    }
+    {
+      absl::MutexLock lock(&channel_->mu_);
+      acked_ = true;
+      for (auto& [seq, status] : acks_) {
+        auto it = channel_->pending_.find(seq);
+        if (it == channel_->pending_.end()) continue;  // timed out, or not ours
+        completions_.emplace_back(std::move(it->second.done), std::move(status));
+        internal::RecycleEnvelope(std::move(it->second.env));
+        channel_->pending_.erase(it);
+      }
+    }
+    RunCompletions(completions_);
+    StartRead(&in_);
+  }
+
+  void OnDone(const ::grpc::Status& status) override {
+    Completions failed;
+    std::vector<PendingSend> fallback;
+    {
+      absl::MutexLock lock(&channel_->mu_);
+      SendChannel& ch = *channel_;
+      ended_ = true;
+      if (ch.stream_ == this) ch.stream_ = nullptr;
+      if (status.error_code() == ::grpc::StatusCode::UNIMPLEMENTED && !acked_) {
+        // A server without Send (another implementation of the service):
+        // unary calls from now on, starting with what waits here.
+        ch.unary_ = true;
+        for (auto it = ch.pending_.begin(); it != ch.pending_.end();) {
+          if (it->second.stream != this) {
+            ++it;
+            continue;
+          }
+          fallback.push_back(std::move(it->second));
+          it = ch.pending_.erase(it);
+        }
+      } else {
+        absl::Status why = broken_;
+        if (why.ok()) {
+          why = FromGrpc(status).ok() ? absl::UnavailableError("the Send stream ended")
+                                      : FromGrpc(status);
+        }
+        ch.FailLocked(this, why, &failed);
+      }
+    }
+    if (!fallback.empty()) {
+      std::shared_ptr<Engine> engine = engine_.lock();
+      const absl::Time now = engine ? engine->clock()->Now() : absl::Now();
+      for (PendingSend& p : fallback) {
+        if (engine == nullptr) {
+          failed.emplace_back(std::move(p.done), absl::CancelledError("the transport is closed"));
+          continue;
+        }
+        engine->SendUnary(channel_->target(), p.kind, std::move(p.env), p.text,
+                          p.expires - now, std::move(p.done));
+      }
+    }
+    RunCompletions(failed);
+    std::shared_ptr<CallTracker> tracker = std::move(tracker_);
+    std::shared_ptr<::grpc::ClientContext> ctx = ctx_;
+    delete this;
+    tracker->Untrack(ctx.get());
+  }
+
+ private:
+  // No more writes on this stream; the next frame opens a new one. Its
+  // pending frames end with it, in OnDone.
+  void Detach() {
+    {
+      absl::MutexLock lock(&channel_->mu_);
+      if (detached_) return;
+      detached_ = true;
+      ended_ = true;
+      if (channel_->stream_ == this) channel_->stream_ = nullptr;
+    }
+    RemoveHold();
+  }
+
+  std::weak_ptr<Engine> engine_;
+  std::shared_ptr<CallTracker> tracker_;
+  const std::shared_ptr<SendChannel> channel_;
+  const std::shared_ptr<::grpc::ClientContext> ctx_;
+  ByteBuffer in_;
+  ByteBuffer out_;
+  // Guarded by the channel's lock.
+  bool writing_ = false;
+  bool ended_ = false;
+  bool acked_ = false;  // the server answered a frame: it has Send
+  bool detached_ = false;
+  absl::Status broken_;
+  // Scratch of the reactions, which do not overlap.
+  std::vector<std::pair<std::map<uint64_t, PendingSend>::iterator, size_t>> batch_;
+  AckList acks_;
+  Completions completions_;
+};
+
+bool SendChannel::Send(Engine& engine, SendKind kind, Envelope& env, std::string& text,
+                       size_t envelope_size, absl::Time expires, DoneCallback& done) {
+  Completions failed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (unary_) return false;
+    const uint64_t seq = next_seq_++;
+    auto it = pending_.emplace(seq, PendingSend{kind, std::move(env), std::move(text),
+                                                envelope_size, expires, std::move(done)})
+                  .first;
+    unwritten_.push_back(seq);
+    if (expires < timer_at_) ArmLocked(expires);
+    if (stream_ != nullptr || OpenLocked(engine)) {
+      it->second.stream = stream_;
+      stream_->MaybeWriteLocked();
+    } else {
+      FailLocked(nullptr,
+                 absl::CancelledError(Cat("grpc transport \"", engine.name(), "\" is closed")),
+                 &failed);
+    }
+  }
+  RunCompletions(failed);
+  return true;
+}
+
+bool SendChannel::OpenLocked(Engine& engine) {
+  auto* stream = new SendStream(engine.weak_from_this(), engine.tracker(), shared_from_this());
+  // The tracker keeps the context alive while Shutdown may cancel it.
+  if (!engine.tracker()->Track(stream->ctx().get(), stream->ctx())) {
+    delete stream;
+    return false;
+  }
+  stream_ = stream;
+  stream->Start(stub_);
+  return true;
+}
+
+void SendChannel::ArmLocked(absl::Time at) {
+  timer_.Cancel();
+  timer_at_ = at;
+  std::weak_ptr<SendChannel> weak = weak_from_this();
+  timer_ = clock_->RunAt(at, [weak] {
+    if (std::shared_ptr<SendChannel> self = weak.lock()) self->Expire();
+  });
+}
+
+void SendChannel::Expire() {
+  Completions expired;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = clock_->Now();
+    timer_at_ = absl::InfiniteFuture();
+    absl::Time next = absl::InfiniteFuture();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.expires > now) {
+        next = std::min(next, it->second.expires);
+        ++it;
+        continue;
+      }
+      expired.emplace_back(
+          std::move(it->second.done),
+          absl::DeadlineExceededError(Cat(it->second.env.type, " via gRPC target ", target_,
+                                          ": no answer on the Send stream in time")));
+      it = pending_.erase(it);
+    }
+    if (next < absl::InfiniteFuture()) ArmLocked(next);
+  }
+  RunCompletions(expired);
+}
+
+void SendChannel::FailLocked(const SendStream* stream, const absl::Status& status,
+                             Completions* out) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (stream != nullptr && it->second.stream != stream) {
+      ++it;
+      continue;
+    }
+    out->emplace_back(std::move(it->second.done), status);
+    it = pending_.erase(it);
+  }
+  // Answered frames left in unwritten_ are skipped when met.
+  if (pending_.empty()) {
+    unwritten_.clear();
+    timer_.Cancel();
+    timer_at_ = absl::InfiniteFuture();
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Deliveries and subscriptions.
@@ -1386,16 +2074,59 @@ void Engine::Enqueue(Envelope command, DoneCallback on_accepted) {
     return;
   }
   std::string op = command.type;
-  Unary(target, kMethodEnqueue, EnvelopeBuffer(command, 1), &command, AcceptTimeout(command),
-        [done = std::move(on_accepted), op = std::move(op), target](const ::grpc::Status& status,
-                                                                    ClientCall&) mutable {
-          absl::Status s = FromGrpc(status);
-          if (s.code() == absl::StatusCode::kUnavailable) {
-            s = absl::UnavailableError(
-                Cat(op, " via gRPC target ", target, ": ", s.message()));
-          }
-          std::move(done)(s);
+  const absl::Duration timeout = AcceptTimeout(command);
+  SendTo(target, SendKind::kEnqueue, std::move(command), std::string(), timeout,
+         [done = std::move(on_accepted), op = std::move(op), target](absl::Status s) mutable {
+           if (s.code() == absl::StatusCode::kUnavailable) {
+             s = absl::UnavailableError(Cat(op, " via gRPC target ", target, ": ", s.message()));
+           }
+           std::move(done)(s);
+         });
+}
+
+void Engine::SendTo(const std::string& target, SendKind kind, Envelope env, std::string text,
+                    absl::Duration timeout, DoneCallback done) {
+  const size_t envelope_size = internal::EnvelopeWireSize(env);
+  std::shared_ptr<SendChannel> channel = SendChannelFor(target, envelope_size + text.size());
+  if (channel != nullptr &&
+      channel->Send(*this, kind, env, text, envelope_size, clock_->Now() + timeout, done)) {
+    streamed_sends_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  SendUnary(target, kind, std::move(env), text, timeout, std::move(done));
+}
+
+void Engine::SendUnary(const std::string& target, SendKind kind, Envelope env,
+                       const std::string& text, absl::Duration timeout, DoneCallback done) {
+  unary_sends_.fetch_add(1, std::memory_order_relaxed);
+  const SendShape shape = ShapeOf(kind);
+  Unary(target, shape.method, EnvelopeBuffer(env, shape.envelope_field, shape.text_field, text),
+        &env, timeout,
+        [done = std::move(done)](const ::grpc::Status& status, ClientCall&) mutable {
+          std::move(done)(FromGrpc(status));
         });
+  // Serialized and sent: the envelope's buffers serve a later one.
+  internal::RecycleEnvelope(std::move(env));
+}
+
+std::shared_ptr<SendChannel> Engine::SendChannelFor(const std::string& target,
+                                                    size_t request_bytes) {
+  if (options_.unary_sends() || options_.full_metadata() || request_bytes > frame_limit_) {
+    return nullptr;
+  }
+  {
+    absl::MutexLock lock(&channels_mu_);
+    auto it = send_channels_.find(target);
+    if (it != send_channels_.end()) return it->second;
+  }
+  std::shared_ptr<SendChannel> channel;
+  if (IsSingleAddress(target)) {
+    std::shared_ptr<ChannelEntry> entry = ChannelFor(target);
+    channel = std::make_shared<SendChannel>(target, entry->stub.get(), clock_, batch_limit_);
+  }
+  absl::MutexLock lock(&channels_mu_);
+  // Another thread may have made one meanwhile: the first stays.
+  return send_channels_.emplace(target, std::move(channel)).first->second;
 }
 
 DeliveryHandler Engine::Wrap(DeliveryHandler handler) {
@@ -1468,26 +2199,88 @@ void Engine::Publish(Envelope event, DoneCallback on_published) {
   };
   auto join = std::make_shared<Join>();
   join->pending = sends.size();
-  for (const auto& [target, group] : sends) {
-    std::string where = target;
-    std::string type = event.type;
-    Unary(target, kMethodPublish, EnvelopeBuffer(event, 1, 2, group), &event,
-          AcceptTimeout(event),
-          [join, done, where, type](const ::grpc::Status& status, ClientCall&) {
-            bool last;
-            absl::Status result;
-            {
-              absl::MutexLock lock(&join->mu);
-              if (!status.ok() && join->first.ok()) {
-                absl::Status s = FromGrpc(status);
-                join->first = absl::Status(
-                    s.code(), Cat("event ", type, " to ", where, ": ", s.message()));
-              }
-              last = --join->pending == 0;
-              result = join->first;
-            }
-            if (last) std::move(*done)(result);
-          });
+  const absl::Duration timeout = AcceptTimeout(event);
+  const std::string type = event.type;
+  for (size_t i = 0; i < sends.size(); ++i) {
+    const auto& [target, group] = sends[i];
+    // The last copy takes the event itself.
+    Envelope copy = i + 1 == sends.size() ? std::move(event) : event;
+    SendTo(target, SendKind::kPublish, std::move(copy), group, timeout,
+           [join, done, where = target, type](absl::Status status) {
+             bool last;
+             absl::Status result;
+             {
+               absl::MutexLock lock(&join->mu);
+               if (!status.ok() && join->first.ok()) {
+                 join->first = absl::Status(
+                     status.code(), Cat("event ", type, " to ", where, ": ", status.message()));
+               }
+               last = --join->pending == 0;
+               result = join->first;
+             }
+             if (last) std::move(*done)(result);
+           });
+  }
+}
+
+void Engine::AcceptEnqueue(Envelope command, std::string queue, DoneCallback done) {
+  if (queue.empty()) queue = command.type;
+  LocalEnqueue(std::move(command), queue, std::move(done));
+}
+
+void Engine::AcceptPublish(Envelope event, const std::string& group, DoneCallback done) {
+  if (group.empty()) {
+    HubDistribute(event);
+    std::move(done)(absl::OkStatus());
+    return;
+  }
+  const std::string queue = wire::GroupQueue(event.type, group);
+  LocalEnqueue(std::move(event), queue, std::move(done));
+}
+
+void Engine::AcceptReply(Envelope reply, const std::string& inbox, DoneCallback done) {
+  std::shared_ptr<ReplyHandler> hold;
+  ReplyHandler* handler = FindInbox(inbox, &hold);
+  if (handler == nullptr) {
+    std::move(done)(
+        absl::NotFoundError(Cat("no reply inbox \"", inbox, "\" on this node (closed?)")));
+    return;
+  }
+  (*handler)(std::move(reply));
+  std::move(done)(absl::OkStatus());
+}
+
+void Engine::AcceptFrame(const FrameView& frame, DoneCallback done) {
+  if (!frame.kind.has_value()) {
+    CountMalformed();
+    std::move(done)(absl::InvalidArgumentError(
+        Cat("malformed Send frame ", frame.seq, ": it carries no request")));
+    return;
+  }
+  const SendShape shape = ShapeOf(*frame.kind);
+  Envelope env = internal::NewEnvelope();
+  std::string text;
+  internal::EnvelopeWireRest rest;
+  absl::Status s = internal::ReadEnvelopeFieldWire(frame.request, shape.envelope_field,
+                                                   shape.text_field, &env, &rest, &text);
+  if (s.ok()) s = internal::CompleteEnvelope(rest, &env);
+  if (!s.ok()) {
+    CountMalformed();
+    std::move(done)(absl::InvalidArgumentError(
+        Cat("malformed Send frame ", frame.seq, ": the ", frame.request.size(),
+            "-byte request is not a ", shape.message, " (", s.message(), ")")));
+    return;
+  }
+  switch (*frame.kind) {
+    case SendKind::kEnqueue:
+      AcceptEnqueue(std::move(env), std::move(text), std::move(done));
+      return;
+    case SendKind::kPublish:
+      AcceptPublish(std::move(env), text, std::move(done));
+      return;
+    case SendKind::kReply:
+      AcceptReply(std::move(env), text, std::move(done));
+      return;
   }
 }
 
@@ -1645,11 +2438,9 @@ void Engine::SendReply(const std::string& reply_to, Envelope reply, DoneCallback
     std::move(on_sent)(ref.status());
     return;
   }
-  Unary(ref->target, kMethodReply, EnvelopeBuffer(reply, 2, 1, ref->inbox), &reply,
-        AcceptTimeout(reply),
-        [done = std::move(on_sent)](const ::grpc::Status& status, ClientCall&) mutable {
-          std::move(done)(FromGrpc(status));
-        });
+  const absl::Duration timeout = AcceptTimeout(reply);
+  SendTo(ref->target, SendKind::kReply, std::move(reply), ref->inbox, timeout,
+         std::move(on_sent));
 }
 
 // ---------------------------------------------------------------------------

@@ -50,8 +50,9 @@ namespace switchboard::grpc {
 // Counters of what went wrong on the wire (monotonic).
 struct GrpcStats {
   // Requests whose body was not the expected message or not a valid
-  // envelope (answered INVALID_ARGUMENT), and events from a hub that did not
-  // parse (dropped).
+  // envelope (answered INVALID_ARGUMENT), Send frames and batches that did
+  // not read, ack batches from a server that did not read (the stream is
+  // ended), and events from a hub that did not parse (dropped).
   uint64_t malformed = 0;
   // Calls whose request message never reached the service: larger than
   // `max_message_bytes` (gRPC refuses it before decoding and answers
@@ -60,6 +61,10 @@ struct GrpcStats {
   // Event copies not delivered: every stream of a group was full (hub), or
   // the local group queue refused it (subscriber).
   uint64_t dropped_events = 0;
+  // Commands, events and replies sent as frames on a Send stream, and those
+  // sent as unary calls (see GrpcOptions.unary_sends).
+  uint64_t streamed_sends = 0;
+  uint64_t unary_sends = 0;
 };
 
 // The concrete transport, for what the generic SPI does not expose.
@@ -95,5 +100,6 @@ inline constexpr std::string_view kMethodEnqueue = "/switchboard.v1.Switchboard/
 inline constexpr std::string_view kMethodPublish = "/switchboard.v1.Switchboard/Publish";
 inline constexpr std::string_view kMethodSubscribe = "/switchboard.v1.Switchboard/Subscribe";
 inline constexpr std::string_view kMethodReply = "/switchboard.v1.Switchboard/Reply";
+inline constexpr std::string_view kMethodSend = "/switchboard.v1.Switchboard/Send";
 
 }  // namespace switchboard::grpc

@@ -1,7 +1,7 @@
 // proto_wire.h: protobuf's wire format, written and read by hand, for the
 // envelope forms that are protobuf messages (envelope_wire.cc, the v1
-// envelope; cloudevent_wire.cc, the CloudEvents protobuf format). Private
-// to core.
+// envelope; cloudevent_wire.cc, the CloudEvents protobuf format) and the
+// gRPC transport's Send stream frames. Internal: not part of the API.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,10 @@
 // The raw gRPC baseline: a callback unary echo on a generic service, called
 // through the generic stub's callback UnaryCall, both in this process over
 // 127.0.0.1 like the Switchboard node it is compared with. Every style maps to
-// the same unary call: gRPC has no queue, and Switchboard's gRPC commands and
-// events are unary calls too (Enqueue, Publish) that end in a local queue.
+// the same unary call: gRPC has no queue. Switchboard's gRPC commands and
+// events end in a local queue of the receiving node; they travel as frames on
+// its Send stream, or as unary calls (Enqueue, Publish) with
+// grpc.unary_sends.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>

@@ -2204,7 +2204,7 @@ void Engine::Publish(Envelope event, DoneCallback on_published) {
   for (size_t i = 0; i < sends.size(); ++i) {
     const auto& [target, group] = sends[i];
     // The last copy takes the event itself.
-    Envelope copy = i + 1 == sends.size() ? std::move(event) : event;
+    Envelope copy = i + 1 < sends.size() ? Envelope(event) : std::move(event);
     SendTo(target, SendKind::kPublish, std::move(copy), group, timeout,
            [join, done, where = target, type](absl::Status status) {
              bool last;

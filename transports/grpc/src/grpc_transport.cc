@@ -28,7 +28,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -45,7 +44,6 @@
 #include "switchboard/inproc_transport.h"
 #include "switchboard/internal/envelope_pool.h"
 #include "switchboard/internal/envelope_wire.h"
-#include "switchboard/internal/proto_wire.h"
 #include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
@@ -197,11 +195,11 @@ std::string ToBytes(const ByteBuffer& buffer) {
 }
 
 // ---------------------------------------------------------------------------
-// Frames of the Send stream (transport.proto: a SendBatch of SendFrames, an
-// AckBatch of Acks), written and read by hand like the envelope.
+// The Send stream's frames (transport.proto; wire.h writes and reads them).
 
-// SendFrame's request fields.
-enum class SendKind { kEnqueue = 2, kPublish = 3, kReply = 4 };
+using wire::AckList;
+using wire::FrameView;
+using wire::SendKind;
 
 // Where a request keeps its envelope and its text (queue, group, inbox),
 // and the unary method that does the same.
@@ -224,115 +222,10 @@ SendShape ShapeOf(SendKind kind) {
   return {2, 1, "switchboard.v1.ReplyRequest", kMethodReply};
 }
 
-// A SendFrame{seq = 1, <kind> = request} as field 1 of its SendBatch.
-size_t FrameWireSize(uint64_t seq, size_t request_size) {
-  const size_t frame = 1 + internal::VarintSize(seq) + 1 + internal::VarintSize(request_size) +
-                       request_size;
-  return internal::StringFieldSize(1, frame);
-}
-uint8_t* WriteFrameWire(uint64_t seq, SendKind kind, size_t request_size, uint8_t* out) {
-  const size_t frame = 1 + internal::VarintSize(seq) + 1 + internal::VarintSize(request_size) +
-                       request_size;
-  out = internal::PutFieldHeader(1, frame, out);
-  out = internal::PutVarint(internal::Tag(1, internal::kVarint), out);
-  out = internal::PutVarint(seq, out);
-  return internal::PutFieldHeader(static_cast<int>(kind), request_size, out);  // request follows
-}
-
-struct FrameView {
-  uint64_t seq = 0;
-  std::optional<SendKind> kind;  // none: the frame carries no request
-  std::string_view request;
-};
-
-// The frames of a SendBatch; false when the batch does not read as one.
-// Unknown fields are skipped as protobuf does; of two request fields in one
-// frame the later is taken (a writer never sends two).
-bool ReadSendBatch(std::string_view bytes, std::vector<FrameView>* frames) {
-  return internal::ReadMessage(
-      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
-        if (tag != internal::Tag(1, internal::kLengthDelimited)) return r.SkipField(tag, depth);
-        std::string_view frame;
-        if (!r.Bytes(&frame)) return false;
-        FrameView f;
-        const bool read = internal::ReadMessage(
-            frame, depth, [&f](uint32_t t, internal::WireReader& fr, int d) {
-              const uint32_t field = t >> 3;
-              if (field == 1 && (t & 7) == internal::kVarint) return fr.Varint(&f.seq);
-              if (field >= 2 && field <= 4 && (t & 7) == internal::kLengthDelimited) {
-                f.kind = static_cast<SendKind>(field);
-                return fr.Bytes(&f.request);
-              }
-              return fr.SkipField(t, d);
-            });
-        if (!read) return false;
-        frames->push_back(f);
-        return true;
-      });
-}
-
-// Ack{seq = 1, code = 2, message = 3}, as field 1 of its AckBatch.
-using AckList = std::vector<std::pair<uint64_t, absl::Status>>;
-
-size_t AckWireSize(uint64_t seq, const absl::Status& status) {
-  size_t n = 1 + internal::VarintSize(seq);
-  if (!status.ok()) {
-    n += 1 + internal::VarintSize(internal::Int32Bits(static_cast<int32_t>(status.code())));
-    if (!status.message().empty()) n += internal::StringFieldSize(3, status.message().size());
-  }
-  return n;
-}
-
 ByteBuffer AckBatchBuffer(const AckList& acks) {
-  size_t size = 0;
-  for (const auto& [seq, status] : acks) size += internal::StringFieldSize(1, AckWireSize(seq, status));
-  ::grpc::Slice slice(size);
-  uint8_t* out = const_cast<uint8_t*>(slice.begin());
-  for (const auto& [seq, status] : acks) {
-    out = internal::PutFieldHeader(1, AckWireSize(seq, status), out);
-    out = internal::PutVarint(internal::Tag(1, internal::kVarint), out);
-    out = internal::PutVarint(seq, out);
-    if (status.ok()) continue;
-    out = internal::PutVarint(internal::Tag(2, internal::kVarint), out);
-    out = internal::PutVarint(internal::Int32Bits(static_cast<int32_t>(status.code())), out);
-    if (!status.message().empty()) {
-      out = internal::PutBytesField(
-          3, std::string_view(status.message().data(), status.message().size()), out);
-    }
-  }
+  ::grpc::Slice slice(wire::AckBatchWireSize(acks));
+  wire::WriteAckBatch(acks, const_cast<uint8_t*>(slice.begin()));
   return ByteBuffer(&slice, 1);
-}
-
-// The acks of an AckBatch; false when it does not read as one. A code that
-// is not a canonical one reads as UNKNOWN.
-bool ReadAckBatch(std::string_view bytes, AckList* acks) {
-  return internal::ReadMessage(
-      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
-        if (tag != internal::Tag(1, internal::kLengthDelimited)) return r.SkipField(tag, depth);
-        std::string_view ack;
-        if (!r.Bytes(&ack)) return false;
-        uint64_t seq = 0;
-        uint64_t code = 0;
-        std::string_view message;
-        const bool read = internal::ReadMessage(
-            ack, depth, [&](uint32_t t, internal::WireReader& ar, int d) {
-              if (t == internal::Tag(1, internal::kVarint)) return ar.Varint(&seq);
-              if (t == internal::Tag(2, internal::kVarint)) return ar.Varint(&code);
-              if (t == internal::Tag(3, internal::kLengthDelimited)) return ar.Bytes(&message);
-              return ar.SkipField(t, d);
-            });
-        if (!read) return false;
-        const auto c = static_cast<int32_t>(code);
-        absl::Status status;
-        if (c != 0) {
-          status = absl::Status(c > 0 && c <= 16 ? static_cast<absl::StatusCode>(c)
-                                                 : absl::StatusCode::kUnknown,
-                                message.empty() ? absl::string_view("rejected by the server")
-                                                : absl::string_view(message.data(), message.size()));
-        }
-        acks->emplace_back(seq, std::move(status));
-        return true;
-      });
 }
 
 std::chrono::system_clock::time_point ChronoDeadline(absl::Duration timeout) {
@@ -1084,7 +977,7 @@ class SendReactor final : public ::grpc::ServerGenericBidiReactor {
     bool read;
     {
       const ::grpc::Slice slice = SingleSlice(in_);
-      read = ReadSendBatch(View(slice), &frames_);
+      read = wire::ReadSendBatch(View(slice), &frames_);
       if (read) {
         {
           absl::MutexLock lock(&state_->mu);
@@ -1423,7 +1316,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
       const SendShape shape = ShapeOf(p.kind);
       const size_t request =
           RequestWireSize(shape.envelope_field, shape.text_field, p.envelope_size, p.text);
-      const size_t frame = FrameWireSize(it->first, request);
+      const size_t frame = wire::FrameWireSize(it->first, request);
       if (!batch_.empty() && size + frame > ch.batch_limit_) break;
       it->second.stream = this;
       batch_.push_back({it, request});
@@ -1436,7 +1329,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
     for (const auto& [it, request] : batch_) {
       const PendingSend& p = it->second;
       const SendShape shape = ShapeOf(p.kind);
-      out = WriteFrameWire(it->first, p.kind, request, out);
+      out = wire::WriteFrameHeader(it->first, p.kind, request, out);
       out = WriteRequestWire(shape.envelope_field, shape.text_field, p.env, p.envelope_size,
                              p.text, out);
     }
@@ -1465,7 +1358,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
     bool read;
     {
       const ::grpc::Slice slice = SingleSlice(in_);
-      read = ReadAckBatch(View(slice), &acks_);
+      read = wire::ReadAckBatch(View(slice), &acks_);
     }
     in_.Clear();
     if (!read) {

@@ -5,8 +5,9 @@
 #include <cstring>
 
 #include "absl/strings/numbers.h"
-#include "switchboard/internal/strings.h"
 #include "switchboard/internal/attribute_names.h"
+#include "switchboard/internal/proto_wire.h"
+#include "switchboard/internal/strings.h"
 #include "switchboard/status.h"
 
 namespace switchboard::grpc::wire {
@@ -213,6 +214,134 @@ absl::StatusOr<InboxRef> ParseInboxAddress(std::string_view address) {
 
 std::string GroupQueue(std::string_view type, std::string_view group) {
   return Cat(type, "#", group);
+}
+
+// ---- Send stream frames ----
+
+namespace {
+
+using internal::kLengthDelimited;
+using internal::kVarint;
+
+// A sequence number, left out when 0 as proto3 does.
+size_t SeqSize(uint64_t seq) { return seq == 0 ? 0 : 1 + internal::VarintSize(seq); }
+uint8_t* PutSeq(uint64_t seq, uint8_t* out) {
+  if (seq == 0) return out;
+  return internal::PutVarint(seq, internal::PutVarint(internal::Tag(1, kVarint), out));
+}
+
+// SendFrame{seq = 1, <kind> = request}, without its own tag and length.
+size_t FrameBodySize(uint64_t seq, size_t request_size) {
+  return SeqSize(seq) + 1 + internal::VarintSize(request_size) + request_size;
+}
+
+size_t AckBodySize(uint64_t seq, const absl::Status& status) {
+  size_t n = SeqSize(seq);
+  if (!status.ok()) {
+    n += 1 + internal::VarintSize(internal::Int32Bits(static_cast<int32_t>(status.code())));
+    if (!status.message().empty()) n += internal::StringFieldSize(3, status.message().size());
+  }
+  return n;
+}
+
+}  // namespace
+
+size_t FrameWireSize(uint64_t seq, size_t request_size) {
+  return internal::StringFieldSize(1, FrameBodySize(seq, request_size));
+}
+
+uint8_t* WriteFrameHeader(uint64_t seq, SendKind kind, size_t request_size, uint8_t* out) {
+  out = internal::PutFieldHeader(1, FrameBodySize(seq, request_size), out);
+  out = PutSeq(seq, out);
+  return internal::PutFieldHeader(static_cast<int>(kind), request_size, out);
+}
+
+bool ReadSendBatch(std::string_view bytes, std::vector<FrameView>* frames) {
+  return internal::ReadMessage(
+      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
+        if (tag != internal::Tag(1, kLengthDelimited)) return r.SkipField(tag, depth);
+        std::string_view frame;
+        if (!r.Bytes(&frame)) return false;
+        FrameView f;
+        const bool read = internal::ReadMessage(
+            frame, depth, [&f](uint32_t t, internal::WireReader& fr, int d) {
+              const uint32_t field = t >> 3;
+              if (field == 1 && (t & 7) == kVarint) return fr.Varint(&f.seq);
+              if (field >= 2 && field <= 4 && (t & 7) == kLengthDelimited) {
+                std::string_view request;
+                if (!fr.Bytes(&request)) return false;
+                const auto kind = static_cast<SendKind>(field);
+                if (f.kind != kind) {
+                  f.kind = kind;
+                  f.request = request;
+                  f.merged.reset();
+                  return true;
+                }
+                auto merged = std::make_shared<std::string>(f.request);
+                merged->append(request.data(), request.size());
+                f.request = *merged;
+                f.merged = std::move(merged);
+                return true;
+              }
+              return fr.SkipField(t, d);
+            });
+        if (!read) return false;
+        frames->push_back(f);
+        return true;
+      });
+}
+
+size_t AckBatchWireSize(const AckList& acks) {
+  size_t size = 0;
+  for (const auto& [seq, status] : acks) {
+    size += internal::StringFieldSize(1, AckBodySize(seq, status));
+  }
+  return size;
+}
+
+uint8_t* WriteAckBatch(const AckList& acks, uint8_t* out) {
+  for (const auto& [seq, status] : acks) {
+    out = internal::PutFieldHeader(1, AckBodySize(seq, status), out);
+    out = PutSeq(seq, out);
+    if (status.ok()) continue;
+    out = internal::PutVarint(internal::Tag(2, kVarint), out);
+    out = internal::PutVarint(internal::Int32Bits(static_cast<int32_t>(status.code())), out);
+    if (!status.message().empty()) {
+      out = internal::PutBytesField(
+          3, std::string_view(status.message().data(), status.message().size()), out);
+    }
+  }
+  return out;
+}
+
+bool ReadAckBatch(std::string_view bytes, AckList* acks) {
+  return internal::ReadMessage(
+      bytes, internal::kMaxDepth, [&](uint32_t tag, internal::WireReader& r, int depth) {
+        if (tag != internal::Tag(1, kLengthDelimited)) return r.SkipField(tag, depth);
+        std::string_view ack;
+        if (!r.Bytes(&ack)) return false;
+        uint64_t seq = 0;
+        uint64_t code = 0;
+        std::string_view message;
+        const bool read = internal::ReadMessage(
+            ack, depth, [&](uint32_t t, internal::WireReader& ar, int d) {
+              if (t == internal::Tag(1, kVarint)) return ar.Varint(&seq);
+              if (t == internal::Tag(2, kVarint)) return ar.Varint(&code);
+              if (t == internal::Tag(3, kLengthDelimited)) return ar.Bytes(&message);
+              return ar.SkipField(t, d);
+            });
+        if (!read) return false;
+        const auto c = static_cast<int32_t>(code);
+        absl::Status status;
+        if (c != 0) {
+          status = absl::Status(
+              c > 0 && c <= 16 ? static_cast<absl::StatusCode>(c) : absl::StatusCode::kUnknown,
+              message.empty() ? absl::string_view("rejected by the server")
+                              : absl::string_view(message.data(), message.size()));
+        }
+        acks->emplace_back(seq, std::move(status));
+        return true;
+      });
 }
 
 }  // namespace switchboard::grpc::wire

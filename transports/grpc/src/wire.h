@@ -15,6 +15,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -98,5 +101,47 @@ struct InboxRef {
 // Set on an envelope while it waits in a local queue whose name differs from
 // its type (dead letters, event group queues); removed before delivery.
 inline constexpr std::string_view kQueuedTypeExtension = "sbqueuedtype";
+
+// ---- The Send stream's frames (transport.proto: SendBatch, AckBatch) ----
+//
+// Written and read by hand like the envelope (switchboard/internal/
+// envelope_wire.h). The readers follow protobuf's parser for the framing:
+// what protobuf reads, they read the same (tested against it); a frame's
+// request is handed over as bytes, for the envelope reader.
+
+// SendFrame's request fields: EnqueueRequest, PublishRequest, ReplyRequest.
+enum class SendKind { kEnqueue = 2, kPublish = 3, kReply = 4 };
+
+// What SendFrame{seq = 1, <kind> = a request of `request_size` bytes} takes
+// in its SendBatch (field 1, with its tag and length), and the bytes before
+// the request's own: the caller writes the request after them.
+[[nodiscard]] size_t FrameWireSize(uint64_t seq, size_t request_size);
+uint8_t* WriteFrameHeader(uint64_t seq, SendKind kind, size_t request_size, uint8_t* out);
+
+struct FrameView {
+  uint64_t seq = 0;
+  std::optional<SendKind> kind;  // none: the frame carries no request
+  std::string_view request;      // into the batch's bytes, or into `merged`
+  // A request field that occurs more than once in a row: the occurrences
+  // one after the other, which reads as protobuf's merge of them.
+  std::shared_ptr<const std::string> merged;
+};
+
+// The frames of a SendBatch, appended to `frames`; false when the bytes do
+// not read as one. As in protobuf, unknown fields are skipped, a request of
+// another kind replaces the one before (a oneof), and two of the same kind
+// merge.
+[[nodiscard]] bool ReadSendBatch(std::string_view bytes, std::vector<FrameView>* frames);
+
+// Ack{seq, code, message} in an AckBatch: an OK status writes the sequence
+// number only.
+using AckList = std::vector<std::pair<uint64_t, absl::Status>>;
+[[nodiscard]] size_t AckBatchWireSize(const AckList& acks);
+// Writes exactly AckBatchWireSize(acks) bytes; returns the end.
+uint8_t* WriteAckBatch(const AckList& acks, uint8_t* out);
+// The acks of an AckBatch, appended to `acks`; false when the bytes do not
+// read as one. A code that is not a canonical one reads as UNKNOWN; a
+// message is taken as bytes.
+[[nodiscard]] bool ReadAckBatch(std::string_view bytes, AckList* acks);
 
 }  // namespace switchboard::grpc::wire

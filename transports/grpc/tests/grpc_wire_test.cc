@@ -1,13 +1,18 @@
-// The envelope <-> gRPC metadata mapping and the address conventions.
+// The envelope <-> gRPC metadata mapping, the address conventions, and the
+// Send stream's frames against protobuf's own messages.
 #include "wire.h"
 
+#include <cstring>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/stubs/logging.h"
 #include "gtest/gtest.h"
 #include "switchboard/v1/envelope.pb.h"
+#include "switchboard/v1/transport.pb.h"
 
 namespace switchboard::grpc::wire {
 namespace {
@@ -246,6 +251,283 @@ TEST(GrpcWireTest, InboxAddressesRoundTripAndBadOnesAreRefused) {
                           "grpc://127.0.0.1:5000/inbox/", "nats://x/inbox/1"}) {
     EXPECT_EQ(ParseInboxAddress(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+// ---- Send stream frames ----
+
+std::string RandomText(std::mt19937_64& rng, size_t max) {
+  std::string s(rng() % (max + 1), '\0');
+  for (char& c : s) c = static_cast<char>('a' + rng() % 26);
+  return s;
+}
+
+v1::Envelope RandomEnvelope(std::mt19937_64& rng) {
+  v1::Envelope e;
+  e.set_id(RandomText(rng, 12));
+  e.set_type(RandomText(rng, 20));
+  e.set_data(RandomText(rng, 300));
+  if (rng() % 2) e.set_attempt(static_cast<int32_t>(rng() % 5));
+  return e;
+}
+
+// A batch of 0-5 frames of every kind, and frames without a request.
+v1::SendBatch RandomBatch(std::mt19937_64& rng) {
+  v1::SendBatch batch;
+  const int n = static_cast<int>(rng() % 6);
+  for (int i = 0; i < n; ++i) {
+    v1::SendFrame* f = batch.add_frames();
+    f->set_seq(rng() >> (rng() % 64));
+    switch (rng() % 4) {
+      case 0:
+        *f->mutable_enqueue()->mutable_command() = RandomEnvelope(rng);
+        f->mutable_enqueue()->set_queue(RandomText(rng, 8));
+        break;
+      case 1:
+        *f->mutable_publish()->mutable_event() = RandomEnvelope(rng);
+        f->mutable_publish()->set_group(RandomText(rng, 8));
+        break;
+      case 2:
+        f->mutable_reply()->set_inbox(RandomText(rng, 8));
+        *f->mutable_reply()->mutable_reply() = RandomEnvelope(rng);
+        break;
+      default:
+        break;
+    }
+  }
+  return batch;
+}
+
+// The kind and bytes protobuf gives a frame's request.
+std::optional<SendKind> KindOf(const v1::SendFrame& f) {
+  switch (f.request_case()) {
+    case v1::SendFrame::kEnqueue:
+      return SendKind::kEnqueue;
+    case v1::SendFrame::kPublish:
+      return SendKind::kPublish;
+    case v1::SendFrame::kReply:
+      return SendKind::kReply;
+    default:
+      return std::nullopt;
+  }
+}
+std::string RequestOf(const v1::SendFrame& f) {
+  switch (f.request_case()) {
+    case v1::SendFrame::kEnqueue:
+      return f.enqueue().SerializeAsString();
+    case v1::SendFrame::kPublish:
+      return f.publish().SerializeAsString();
+    case v1::SendFrame::kReply:
+      return f.reply().SerializeAsString();
+    default:
+      return "";
+  }
+}
+
+// A frame's request bytes as protobuf reads them (merging what occurs
+// twice), written again.
+std::string Reserialized(SendKind kind, std::string_view bytes) {
+  auto read = [&](auto message) {
+    return message.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))
+               ? message.SerializeAsString()
+               : std::string("<does not parse>");
+  };
+  switch (kind) {
+    case SendKind::kEnqueue:
+      return read(v1::EnqueueRequest());
+    case SendKind::kPublish:
+      return read(v1::PublishRequest());
+    case SendKind::kReply:
+      break;
+  }
+  return read(v1::ReplyRequest());
+}
+
+// What the protobuf batch holds, read as FrameViews hold it.
+void ExpectSameFrames(const v1::SendBatch& batch, const std::vector<FrameView>& frames) {
+  ASSERT_EQ(frames.size(), static_cast<size_t>(batch.frames_size()));
+  for (int i = 0; i < batch.frames_size(); ++i) {
+    const v1::SendFrame& f = batch.frames(i);
+    EXPECT_EQ(frames[i].seq, f.seq()) << i;
+    ASSERT_EQ(frames[i].kind, KindOf(f)) << i;
+    if (KindOf(f)) {
+      EXPECT_EQ(Reserialized(*KindOf(f), frames[i].request), RequestOf(f)) << i;
+    }
+  }
+}
+
+// The batch a Send stream writes: headers from wire.h, requests after them.
+std::string WriteBatch(const v1::SendBatch& batch) {
+  size_t size = 0;
+  for (const v1::SendFrame& f : batch.frames()) {
+    if (KindOf(f)) size += FrameWireSize(f.seq(), RequestOf(f).size());
+  }
+  std::string out(size, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  for (const v1::SendFrame& f : batch.frames()) {
+    if (!KindOf(f)) continue;  // the writer always sends a request
+    const std::string request = RequestOf(f);
+    p = WriteFrameHeader(f.seq(), *KindOf(f), request.size(), p);
+    std::memcpy(p, request.data(), request.size());
+    p += request.size();
+  }
+  EXPECT_EQ(p, reinterpret_cast<uint8_t*>(out.data()) + out.size());
+  return out;
+}
+
+TEST(GrpcWireTest, SendBatchesReadAsProtobufWritesThemAndTheOtherWayRound) {
+  std::mt19937_64 rng(20261124);
+  for (int round = 0; round < 1000; ++round) {
+    const v1::SendBatch batch = RandomBatch(rng);
+    std::vector<FrameView> frames;
+    const std::string bytes = batch.SerializeAsString();
+    ASSERT_TRUE(ReadSendBatch(bytes, &frames)) << round;
+    ExpectSameFrames(batch, frames);
+
+    v1::SendBatch written;
+    ASSERT_TRUE(written.ParseFromString(WriteBatch(batch))) << round;
+    v1::SendBatch expected = batch;
+    // Frames without a request are never written.
+    expected.clear_frames();
+    for (const v1::SendFrame& f : batch.frames()) {
+      if (KindOf(f)) *expected.add_frames() = f;
+    }
+    EXPECT_EQ(written.SerializeAsString(), expected.SerializeAsString()) << round;
+  }
+}
+
+TEST(GrpcWireTest, DamagedSendBatchesReadOnlyAsProtobufReadsThem) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each string that is not UTF-8
+  std::mt19937_64 rng(7);
+  int protobuf_read = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string bytes = RandomBatch(rng).SerializeAsString();
+    if (bytes.empty()) continue;
+    switch (rng() % 3) {
+      case 0:
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+        break;
+      case 1:
+        bytes.resize(rng() % bytes.size());
+        break;
+      default:
+        bytes.insert(rng() % bytes.size(), 1, static_cast<char>(rng()));
+        break;
+    }
+    std::vector<FrameView> frames;
+    const bool ours = ReadSendBatch(bytes, &frames);
+    v1::SendBatch batch;
+    // Protobuf also reads each request (and checks its strings' UTF-8),
+    // which the stream leaves to the request's own reader: what protobuf
+    // reads, the stream reads the same; not the other way round.
+    if (!batch.ParseFromString(bytes)) continue;
+    ++protobuf_read;
+    ASSERT_TRUE(ours) << round;
+    ExpectSameFrames(batch, frames);
+  }
+  EXPECT_GT(protobuf_read, 1000);  // the comparison was made
+}
+
+TEST(GrpcWireTest, AckBatchesReadAsProtobufWritesThemAndTheOtherWayRound) {
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 1000; ++round) {
+    AckList acks;
+    v1::AckBatch proto;
+    const int n = static_cast<int>(rng() % 6);
+    for (int i = 0; i < n; ++i) {
+      const uint64_t seq = rng() >> (rng() % 64);
+      const int code = static_cast<int>(rng() % 17);
+      const std::string message = code == 0 ? "" : RandomText(rng, 40);
+      acks.emplace_back(seq, code == 0 ? absl::OkStatus()
+                                       : absl::Status(static_cast<absl::StatusCode>(code),
+                                                      message.empty() ? "m" : message));
+      v1::Ack* a = proto.add_acks();
+      a->set_seq(seq);
+      a->set_code(code);
+      if (code != 0) a->set_message(message.empty() ? "m" : message);
+    }
+    std::string written(AckBatchWireSize(acks), '\0');
+    auto* end = WriteAckBatch(acks, reinterpret_cast<uint8_t*>(written.data()));
+    ASSERT_EQ(end, reinterpret_cast<uint8_t*>(written.data()) + written.size());
+    EXPECT_EQ(written, proto.SerializeAsString()) << round;
+    AckList read;
+    ASSERT_TRUE(ReadAckBatch(proto.SerializeAsString(), &read)) << round;
+    EXPECT_EQ(read, acks) << round;
+  }
+}
+
+// Protobuf merges two occurrences of a message field; a oneof field of
+// another kind replaces the one before.
+TEST(GrpcWireTest, ARequestFieldThatOccursTwiceMergesAsInProtobuf) {
+  v1::EnqueueRequest first, second;
+  first.mutable_command()->set_id("c-1");
+  first.set_queue("q-1");
+  second.mutable_command()->set_type("t.v1.T/Op");
+  v1::PublishRequest other;
+  other.set_group("g");
+  auto field = [](int number, const std::string& bytes) {
+    std::string out(1, static_cast<char>(number << 3 | 2));
+    out += static_cast<char>(bytes.size());
+    return out + bytes;
+  };
+  const std::string seq = std::string("\x08\x05", 2);
+  for (const std::string& frame :
+       {seq + field(2, first.SerializeAsString()) + field(2, second.SerializeAsString()),
+        seq + field(2, first.SerializeAsString()) + field(3, other.SerializeAsString()) +
+            field(2, second.SerializeAsString())}) {
+    const std::string bytes = field(1, frame);
+    v1::SendBatch batch;
+    ASSERT_TRUE(batch.ParseFromString(bytes));
+    std::vector<FrameView> frames;
+    ASSERT_TRUE(ReadSendBatch(bytes, &frames));
+    ExpectSameFrames(batch, frames);
+  }
+}
+
+TEST(GrpcWireTest, DamagedAckBatchesReadOnlyAsProtobufReadsThem) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each string that is not UTF-8
+  std::mt19937_64 rng(13);
+  int protobuf_read = 0;
+  for (int round = 0; round < 20000; ++round) {
+    v1::AckBatch proto;
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      v1::Ack* a = proto.add_acks();
+      a->set_seq(rng() >> (rng() % 64));
+      a->set_code(static_cast<int32_t>(rng() % 20) - 2);
+      a->set_message(RandomText(rng, 20));
+    }
+    std::string bytes = proto.SerializeAsString();
+    switch (rng() % 3) {
+      case 0:
+        bytes[rng() % bytes.size()] = static_cast<char>(rng());
+        break;
+      case 1:
+        bytes.resize(rng() % bytes.size());
+        break;
+      default:
+        bytes.insert(rng() % bytes.size(), 1, static_cast<char>(rng()));
+        break;
+    }
+    AckList read;
+    const bool ours = ReadAckBatch(bytes, &read);
+    v1::AckBatch parsed;
+    if (!parsed.ParseFromString(bytes)) continue;  // protobuf checks UTF-8; the reader does not
+    ++protobuf_read;
+    ASSERT_TRUE(ours) << round;
+    ASSERT_EQ(read.size(), static_cast<size_t>(parsed.acks_size())) << round;
+    for (int i = 0; i < parsed.acks_size(); ++i) {
+      const v1::Ack& a = parsed.acks(i);
+      EXPECT_EQ(read[i].first, a.seq());
+      const absl::StatusCode code = a.code() >= 0 && a.code() <= 16
+                                        ? static_cast<absl::StatusCode>(a.code())
+                                        : absl::StatusCode::kUnknown;
+      EXPECT_EQ(read[i].second.code(), code) << round;
+      if (code != absl::StatusCode::kOk && !a.message().empty()) {
+        EXPECT_EQ(read[i].second.message(), a.message()) << round;
+      }
+    }
+  }
+  EXPECT_GT(protobuf_read, 1000);
 }
 
 }  // namespace

@@ -92,6 +92,10 @@ constexpr absl::Duration kCloseGrace = absl::Seconds(2);
 constexpr size_t kMaxFrameBytes = 16 * 1024;
 // A batch of frames stops growing at this size (it holds at least one).
 constexpr size_t kMaxBatchBytes = 64 * 1024;
+// A Send stream's server stops reading while this many frames it read wait
+// for their acks to be written (a client that sends and does not read its
+// acks), and reads again once half of them are written.
+constexpr size_t kMaxUnansweredFrames = 4096;
 
 absl::Status FromGrpc(const ::grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -519,6 +523,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void HubRemove(SubscribeReactor* r);
   void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
   void CountUnreadable() { unreadable_.fetch_add(1, std::memory_order_relaxed); }
+  void CountSendReadPause() { send_read_pauses_.fetch_add(1, std::memory_order_relaxed); }
   bool full_metadata() const { return options_.full_metadata(); }
   wire::MetadataSet metadata_set() const {
     return full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
@@ -530,6 +535,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
     s.dropped_events = dropped_events_.load(std::memory_order_relaxed);
     s.streamed_sends = streamed_sends_.load(std::memory_order_relaxed);
     s.unary_sends = unary_sends_.load(std::memory_order_relaxed);
+    s.send_read_pauses = send_read_pauses_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -628,6 +634,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::atomic<uint64_t> dropped_events_{0};
   std::atomic<uint64_t> streamed_sends_{0};
   std::atomic<uint64_t> unary_sends_{0};
+  std::atomic<uint64_t> send_read_pauses_{0};
 };
 
 // ---------------------------------------------------------------------------
@@ -1004,7 +1011,13 @@ class SendReactor final : public ::grpc::ServerGenericBidiReactor {
       return;
     }
     MaybeWriteLocked();
-    if (!state_->finishing) StartRead(&in_);
+    if (state_->finishing) return;
+    if (state_->outstanding + state_->acks.size() >= kMaxUnansweredFrames) {
+      state_->read_paused = true;  // OnWriteDone reads again
+      engine_->CountSendReadPause();
+      return;
+    }
+    StartRead(&in_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -1015,6 +1028,11 @@ class SendReactor final : public ::grpc::ServerGenericBidiReactor {
       return;
     }
     MaybeWriteLocked();
+    if (state_->read_paused && !state_->finishing &&
+        state_->outstanding + state_->acks.size() < kMaxUnansweredFrames / 2) {
+      state_->read_paused = false;
+      StartRead(&in_);
+    }
   }
 
   void OnCancel() override {
@@ -1043,6 +1061,7 @@ class SendReactor final : public ::grpc::ServerGenericBidiReactor {
     bool holding ABSL_GUARDED_BY(mu) = false;    // a batch is being read
     bool writing ABSL_GUARDED_BY(mu) = false;
     bool reading ABSL_GUARDED_BY(mu) = true;
+    bool read_paused ABSL_GUARDED_BY(mu) = false;  // too many acks wait to be written
     bool finishing ABSL_GUARDED_BY(mu) = false;  // no more acks; Finish when not writing
     bool finished ABSL_GUARDED_BY(mu) = false;   // Finish called
     absl::Status finish ABSL_GUARDED_BY(mu);

@@ -361,13 +361,25 @@ TEST(GrpcSendStreamTest, AcksThatDoNotReadEndTheStreamAndAreCounted) {
 
 // A client of Send written with the generated messages: what any gRPC
 // client of transport.proto would send.
+// With `read_acks` false it reads nothing until StartReading().
 class RawSendStream final : public ::grpc::ClientBidiReactor<::grpc::ByteBuffer, ::grpc::ByteBuffer> {
  public:
-  explicit RawSendStream(int port)
-      : stub_(::grpc::CreateChannel(Local(port), ::grpc::InsecureChannelCredentials())) {
+  explicit RawSendStream(int port, bool read_acks = true)
+      : stub_(::grpc::CreateCustomChannel(Local(port), ::grpc::InsecureChannelCredentials(),
+                                          SmallWindow())) {
     stub_.PrepareBidiStreamingCall(&ctx_, std::string(kMethodSend), ::grpc::StubOptions(), this);
-    StartRead(&in_);
+    if (read_acks) StartRead(&in_);
     StartCall();
+  }
+  void StartReading() { StartRead(&in_); }
+
+  // What this client lets the server send before it reads: a fixed 16 KiB
+  // (gRPC would otherwise grow the window to megabytes).
+  static ::grpc::ChannelArguments SmallWindow() {
+    ::grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 * 1024);
+    return args;
   }
   // A reactor must outlive its stream.
   ~RawSendStream() override {
@@ -375,11 +387,18 @@ class RawSendStream final : public ::grpc::ClientBidiReactor<::grpc::ByteBuffer,
     (void)WaitForEnd();
   }
 
-  bool Write(const std::string& bytes) {
+  // False when the write failed or did not complete within `wait`; then it
+  // may still complete later (WaitForWrite), and no other may start before.
+  bool Write(const std::string& bytes, absl::Duration wait = kWait) {
     out_ = Buffer(bytes);
     absl::MutexLock lock(&mu_);
     written_ = false;
     StartWrite(&out_);
+    auto done = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return written_; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), wait) && write_ok_;
+  }
+  bool WaitForWrite() {
+    absl::MutexLock lock(&mu_);
     auto done = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return written_; };
     return mu_.AwaitWithTimeout(absl::Condition(&done), kWait) && write_ok_;
   }
@@ -506,6 +525,44 @@ TEST(GrpcSendStreamTest, EachFrameIsAnsweredAndABatchThatDoesNotReadEndsTheStrea
   EXPECT_EQ(end.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT) << end.error_message();
   EXPECT_THAT(end.error_message(), HasSubstr("malformed batch on Send"));
   EXPECT_EQ(server->stats().malformed, malformed_before + 3);
+}
+
+// A client that sends and never reads its acks: once the acks it does not
+// read fill the stream's window, the server stops reading it (instead of
+// keeping every ack in memory); it reads again when the client does.
+TEST(GrpcSendStreamTest, AServerStopsReadingAClientThatDoesNotReadItsAcks) {
+  auto server = MustCreate("server", GrpcConfig("127.0.0.1:0"));
+  ASSERT_NE(server, nullptr);
+  const std::string op = "test.v1.Orders/Flood";
+  std::atomic<int> consumed{0};
+  auto consuming = server->Consume(Ep(op), [&](std::unique_ptr<Delivery> d) {
+    d->Ack();
+    consumed.fetch_add(1);
+  });
+  ASSERT_TRUE(consuming.ok()) << consuming.status();
+  auto stream = std::make_unique<RawSendStream>(server->bound_port(), /*read_acks=*/false);
+  constexpr int kPerBatch = 500;
+  constexpr int kMaxBatches = 400;  // 200,000 frames: far more than the window holds
+  int sent = 0;
+  bool stalled = false;
+  for (int b = 0; b < kMaxBatches && !stalled; ++b) {
+    v1::SendBatch batch;
+    for (int i = 0; i < kPerBatch; ++i) {
+      v1::SendFrame* f = batch.add_frames();
+      f->set_seq(++sent);
+      *f->mutable_enqueue()->mutable_command() = ProtoEnvelope(op, "f-" + std::to_string(sent));
+    }
+    stalled = !stream->Write(batch.SerializeAsString(), absl::Milliseconds(500));
+  }
+  ASSERT_TRUE(stalled) << "the server read " << sent << " frames without a pause";
+  EXPECT_GE(server->stats().send_read_pauses, 1u);
+  EXPECT_LT(consumed.load(), sent);
+  // The client reads: the server reads the rest, and every frame is answered.
+  stream->StartReading();
+  EXPECT_TRUE(stream->WaitForWrite());
+  EXPECT_EQ(stream->WaitForAcks(sent).size(), static_cast<size_t>(sent));
+  for (int i = 0; i < 1000 && consumed.load() < sent; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(consumed.load(), sent);
 }
 
 TEST(GrpcSendStreamTest, AClientThatHalfClosesGetsEveryAckThenTheEnd) {

@@ -47,7 +47,7 @@
 
 namespace switchboard::grpc {
 
-// Counters of what went wrong on the wire (monotonic).
+// Counters (monotonic): what went wrong on the wire, and how sends travelled.
 struct GrpcStats {
   // Requests whose body was not the expected message or not a valid
   // envelope (answered INVALID_ARGUMENT), Send frames and batches that did
@@ -65,6 +65,10 @@ struct GrpcStats {
   // sent as unary calls (see GrpcOptions.unary_sends).
   uint64_t streamed_sends = 0;
   uint64_t unary_sends = 0;
+  // Times the server side of a Send stream stopped reading because 4,096
+  // frames it had read were waiting for their acks to be written (a client
+  // that sends and does not read its acks); it reads again once half are.
+  uint64_t send_read_pauses = 0;
 };
 
 // The concrete transport, for what the generic SPI does not expose.

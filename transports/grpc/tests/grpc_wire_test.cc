@@ -395,6 +395,21 @@ TEST(GrpcWireTest, SendBatchesReadAsProtobufWritesThemAndTheOtherWayRound) {
   }
 }
 
+// One byte changed, inserted, or the bytes cut short.
+void Damage(std::mt19937_64& rng, std::string* bytes) {
+  switch (rng() % 3) {
+    case 0:
+      (*bytes)[rng() % bytes->size()] = static_cast<char>(rng());
+      break;
+    case 1:
+      bytes->resize(rng() % bytes->size());
+      break;
+    default:
+      bytes->insert(rng() % bytes->size(), 1, static_cast<char>(rng()));
+      break;
+  }
+}
+
 TEST(GrpcWireTest, DamagedSendBatchesReadOnlyAsProtobufReadsThem) {
   google::protobuf::LogSilencer quiet;  // protobuf logs each string that is not UTF-8
   std::mt19937_64 rng(7);
@@ -402,17 +417,7 @@ TEST(GrpcWireTest, DamagedSendBatchesReadOnlyAsProtobufReadsThem) {
   for (int round = 0; round < 20000; ++round) {
     std::string bytes = RandomBatch(rng).SerializeAsString();
     if (bytes.empty()) continue;
-    switch (rng() % 3) {
-      case 0:
-        bytes[rng() % bytes.size()] = static_cast<char>(rng());
-        break;
-      case 1:
-        bytes.resize(rng() % bytes.size());
-        break;
-      default:
-        bytes.insert(rng() % bytes.size(), 1, static_cast<char>(rng()));
-        break;
-    }
+    Damage(rng, &bytes);
     std::vector<FrameView> frames;
     const bool ours = ReadSendBatch(bytes, &frames);
     v1::SendBatch batch;
@@ -497,17 +502,7 @@ TEST(GrpcWireTest, DamagedAckBatchesReadOnlyAsProtobufReadsThem) {
       a->set_message(RandomText(rng, 20));
     }
     std::string bytes = proto.SerializeAsString();
-    switch (rng() % 3) {
-      case 0:
-        bytes[rng() % bytes.size()] = static_cast<char>(rng());
-        break;
-      case 1:
-        bytes.resize(rng() % bytes.size());
-        break;
-      default:
-        bytes.insert(rng() % bytes.size(), 1, static_cast<char>(rng()));
-        break;
-    }
+    Damage(rng, &bytes);
     AckList read;
     const bool ours = ReadAckBatch(bytes, &read);
     v1::AckBatch parsed;

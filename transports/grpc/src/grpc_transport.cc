@@ -942,10 +942,14 @@ class SubscribeReactor final : public ::grpc::ServerGenericBidiReactor {
     Finish(ToGrpc(status));
   }
 
+  // An event with more queued behind it may wait in gRPC's buffer for them
+  // (buffer_hint); the last one queued goes out with those before it.
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (closed_ || !ready_ || writing_ || queue_.empty()) return;
     writing_ = true;
-    StartWrite(&queue_.front());
+    ::grpc::WriteOptions options;
+    if (queue_.size() > 1) options.set_buffer_hint();
+    StartWrite(&queue_.front(), options);
   }
 
   Engine* const engine_;

@@ -52,10 +52,12 @@ test-asan: deps
 test-tsan: deps
 	@JOBS=$(JOBS) bash scripts/test-sanitizers.sh tsan
 
-# The part of test-asan that CI runs after `make test` (about 3 minutes on
+# The part of test-asan that CI runs after `make test` (about 6 minutes on
 # 2 cores): the core library, its unit and policy tests and the inproc
-# conformance suite under ASan + UBSan.
+# conformance suite under ASan + UBSan, and the gRPC transport's Send stream
+# (its reactors' lifetimes) and wire tests.
 ASAN_CORE_TARGETS = clock_test envelope_test envelope_pool_test future_test executor_test trace_context_test config_test \
-  inproc_transport_test node_test rollout_test policies_unit_test inproc_conformance_test
+  inproc_transport_test node_test rollout_test policies_unit_test inproc_conformance_test \
+  grpc_wire_test grpc_send_stream_test
 test-asan-core: deps
-	@JOBS=$(JOBS) TARGETS="$(ASAN_CORE_TARGETS)" bash scripts/test-sanitizers.sh asan -L "unit|conformance"
+	@JOBS=$(JOBS) TARGETS="$(ASAN_CORE_TARGETS)" bash scripts/test-sanitizers.sh asan -L "unit|conformance|integration"

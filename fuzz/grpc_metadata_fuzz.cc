@@ -21,12 +21,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (wire::ReadSendBatch(in.body, &frames)) {
     for (const wire::FrameView& f : frames) {
       if (!f.kind) continue;
-      const int envelope_field = *f.kind == wire::SendKind::kReply ? 2 : 1;
+      const wire::RequestShape shape = wire::ShapeOf(*f.kind);
       switchboard::Envelope request;
       switchboard::internal::EnvelopeWireRest request_rest;
       std::string text;
-      if (switchboard::internal::ReadEnvelopeFieldWire(f.request, envelope_field,
-                                                       3 - envelope_field, &request,
+      if (switchboard::internal::ReadEnvelopeFieldWire(f.request, shape.envelope_field,
+                                                       shape.text_field, &request,
                                                        &request_rest, &text)
               .ok()) {
         (void)switchboard::internal::CompleteEnvelope(request_rest, &request);

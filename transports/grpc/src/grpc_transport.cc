@@ -205,25 +205,19 @@ using wire::AckList;
 using wire::FrameView;
 using wire::SendKind;
 
-// Where a request keeps its envelope and its text (queue, group, inbox),
-// and the unary method that does the same.
-struct SendShape {
-  int envelope_field;
-  int text_field;
-  std::string_view message;
-  std::string_view method;
-};
+using wire::ShapeOf;
 
-SendShape ShapeOf(SendKind kind) {
+// The unary method that does what a frame of `kind` does.
+std::string_view MethodOf(SendKind kind) {
   switch (kind) {
     case SendKind::kEnqueue:
-      return {1, 2, "switchboard.v1.EnqueueRequest", kMethodEnqueue};
+      return kMethodEnqueue;
     case SendKind::kPublish:
-      return {1, 2, "switchboard.v1.PublishRequest", kMethodPublish};
+      return kMethodPublish;
     case SendKind::kReply:
       break;
   }
-  return {2, 1, "switchboard.v1.ReplyRequest", kMethodReply};
+  return kMethodReply;
 }
 
 ByteBuffer AckBatchBuffer(const AckList& acks) {
@@ -524,6 +518,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void CountMalformed() { malformed_.fetch_add(1, std::memory_order_relaxed); }
   void CountUnreadable() { unreadable_.fetch_add(1, std::memory_order_relaxed); }
   void CountSendReadPause() { send_read_pauses_.fetch_add(1, std::memory_order_relaxed); }
+  void CountStreamedSend() { streamed_sends_.fetch_add(1, std::memory_order_relaxed); }
   bool full_metadata() const { return options_.full_metadata(); }
   wire::MetadataSet metadata_set() const {
     return full_metadata() ? wire::MetadataSet::kFull : wire::MetadataSet::kRouting;
@@ -761,21 +756,20 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
     return BodyRead(read, size, "switchboard.v1.Envelope");
   }
 
-  // Reads a request message that carries an envelope as its field
-  // `envelope_field` and a string as its field `text_field` (EnqueueRequest,
-  // PublishRequest, ReplyRequest) straight from the received bytes, and
-  // completes the envelope.
-  bool ReadEnvelopeRequest(int envelope_field, int text_field, std::string_view message,
-                           Envelope* out, std::string* text) {
+  // Reads a request message that carries an envelope and a string
+  // (EnqueueRequest, PublishRequest, ReplyRequest: wire::ShapeOf) straight
+  // from the received bytes, and completes the envelope.
+  bool ReadEnvelopeRequest(SendKind kind, Envelope* out, std::string* text) {
+    const wire::RequestShape shape = ShapeOf(kind);
     const size_t size = in_.Length();
     internal::EnvelopeWireRest rest;
     absl::Status read;
     {
       const ::grpc::Slice slice = SingleSlice(in_);
-      read = internal::ReadEnvelopeFieldWire(View(slice), envelope_field, text_field, out, &rest,
-                                             text);
+      read = internal::ReadEnvelopeFieldWire(View(slice), shape.envelope_field, shape.text_field,
+                                             out, &rest, text);
     }
-    if (!BodyRead(read, size, message)) return false;
+    if (!BodyRead(read, size, shape.message)) return false;
     if (absl::Status s = Decode(out, &rest); !s.ok()) {
       Fail(s);
       return false;
@@ -825,7 +819,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   void HandleEnqueue() {
     Envelope command;
     std::string queue;
-    if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.EnqueueRequest", &command, &queue)) return;
+    if (!ReadEnvelopeRequest(SendKind::kEnqueue, &command, &queue)) return;
     std::string id = command.id;
     engine_->AcceptEnqueue(std::move(command), std::move(queue), AcceptedAs(std::move(id)));
   }
@@ -833,7 +827,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   void HandlePublish() {
     Envelope event;
     std::string group;
-    if (!ReadEnvelopeRequest(1, 2, "switchboard.v1.PublishRequest", &event, &group)) return;
+    if (!ReadEnvelopeRequest(SendKind::kPublish, &event, &group)) return;
     std::string id = event.id;
     engine_->AcceptPublish(std::move(event), group, AcceptedAs(std::move(id)));
   }
@@ -841,7 +835,7 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
   void HandleReply() {
     Envelope reply;
     std::string inbox;
-    if (!ReadEnvelopeRequest(2, 1, "switchboard.v1.ReplyRequest", &reply, &inbox)) return;
+    if (!ReadEnvelopeRequest(SendKind::kReply, &reply, &inbox)) return;
     std::string id = reply.id;
     engine_->AcceptReply(std::move(reply), inbox, AcceptedAs(std::move(id)));
   }
@@ -1336,7 +1330,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
         continue;
       }
       const PendingSend& p = it->second;
-      const SendShape shape = ShapeOf(p.kind);
+      const wire::RequestShape shape = ShapeOf(p.kind);
       const size_t request =
           RequestWireSize(shape.envelope_field, shape.text_field, p.envelope_size, p.text);
       const size_t frame = wire::FrameWireSize(it->first, request);
@@ -1351,7 +1345,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
     uint8_t* out = const_cast<uint8_t*>(slice.begin());
     for (const auto& [it, request] : batch_) {
       const PendingSend& p = it->second;
-      const SendShape shape = ShapeOf(p.kind);
+      const wire::RequestShape shape = ShapeOf(p.kind);
       out = wire::WriteFrameHeader(it->first, p.kind, request, out);
       out = WriteRequestWire(shape.envelope_field, shape.text_field, p.env, p.envelope_size,
                              p.text, out);
@@ -1498,6 +1492,9 @@ bool SendChannel::Send(Engine& engine, SendKind kind, Envelope& env, std::string
   {
     absl::MutexLock lock(&mu_);
     if (unary_) return false;
+    // Counted before the frame can be answered: whoever waits for the answer
+    // sees the count.
+    engine.CountStreamedSend();
     const uint64_t seq = next_seq_++;
     auto it = pending_.emplace(seq, PendingSend{kind, std::move(env), std::move(text),
                                                 envelope_size, expires, std::move(done)})
@@ -2006,7 +2003,6 @@ void Engine::SendTo(const std::string& target, SendKind kind, Envelope env, std:
   std::shared_ptr<SendChannel> channel = SendChannelFor(target, envelope_size + text.size());
   if (channel != nullptr &&
       channel->Send(*this, kind, env, text, envelope_size, clock_->Now() + timeout, done)) {
-    streamed_sends_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   SendUnary(target, kind, std::move(env), text, timeout, std::move(done));
@@ -2015,8 +2011,8 @@ void Engine::SendTo(const std::string& target, SendKind kind, Envelope env, std:
 void Engine::SendUnary(const std::string& target, SendKind kind, Envelope env,
                        const std::string& text, absl::Duration timeout, DoneCallback done) {
   unary_sends_.fetch_add(1, std::memory_order_relaxed);
-  const SendShape shape = ShapeOf(kind);
-  Unary(target, shape.method, EnvelopeBuffer(env, shape.envelope_field, shape.text_field, text),
+  const wire::RequestShape shape = ShapeOf(kind);
+  Unary(target, MethodOf(kind), EnvelopeBuffer(env, shape.envelope_field, shape.text_field, text),
         &env, timeout,
         [done = std::move(done)](const ::grpc::Status& status, ClientCall&) mutable {
           std::move(done)(FromGrpc(status));
@@ -2173,7 +2169,7 @@ void Engine::AcceptFrame(const FrameView& frame, DoneCallback done) {
         Cat("malformed Send frame ", frame.seq, ": it carries no request")));
     return;
   }
-  const SendShape shape = ShapeOf(*frame.kind);
+  const wire::RequestShape shape = ShapeOf(*frame.kind);
   Envelope env = internal::NewEnvelope();
   std::string text;
   internal::EnvelopeWireRest rest;

@@ -246,6 +246,18 @@ size_t AckBodySize(uint64_t seq, const absl::Status& status) {
 
 }  // namespace
 
+RequestShape ShapeOf(SendKind kind) {
+  switch (kind) {
+    case SendKind::kEnqueue:
+      return {1, 2, "switchboard.v1.EnqueueRequest"};
+    case SendKind::kPublish:
+      return {1, 2, "switchboard.v1.PublishRequest"};
+    case SendKind::kReply:
+      break;
+  }
+  return {2, 1, "switchboard.v1.ReplyRequest"};
+}
+
 size_t FrameWireSize(uint64_t seq, size_t request_size) {
   return internal::StringFieldSize(1, FrameBodySize(seq, request_size));
 }

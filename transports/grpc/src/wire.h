@@ -112,6 +112,17 @@ inline constexpr std::string_view kQueuedTypeExtension = "sbqueuedtype";
 // SendFrame's request fields: EnqueueRequest, PublishRequest, ReplyRequest.
 enum class SendKind { kEnqueue = 2, kPublish = 3, kReply = 4 };
 
+// Where each request keeps its envelope and its text (queue, group, inbox):
+// EnqueueRequest{command = 1, queue = 2}, PublishRequest{event = 1,
+// group = 2}, ReplyRequest{inbox = 1, reply = 2}. The same in a Send frame
+// and in the body of the unary method.
+struct RequestShape {
+  int envelope_field;
+  int text_field;
+  std::string_view message;  // its protobuf name, for errors
+};
+[[nodiscard]] RequestShape ShapeOf(SendKind kind);
+
 // What SendFrame{seq = 1, <kind> = a request of `request_size` bytes} takes
 // in its SendBatch (field 1, with its tag and length), and the bytes before
 // the request's own: the caller writes the request after them.

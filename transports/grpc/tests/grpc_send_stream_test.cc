@@ -151,11 +151,14 @@ TEST(GrpcSendStreamTest, UnarySendsAndTargetsOfSeveralServersUseUnaryCalls) {
 
 // A gRPC server that is not Switchboard. Enqueue answers Accepted and
 // records the command; Send, when `send` is set, records each batch and
-// then stays silent or answers with `send_reply` bytes.
+// then stays silent or answers with `send_reply` bytes; with
+// `end_first_stream` its first Send stream ends UNAVAILABLE after one batch
+// and the later ones ack every frame.
 class PlainService final : public ::grpc::CallbackGenericService {
  public:
   bool send = false;
   std::string send_reply;  // empty: never answer
+  bool end_first_stream = false;
 
   ::grpc::ServerGenericBidiReactor* CreateReactor(
       ::grpc::GenericCallbackServerContext* ctx) override {
@@ -208,7 +211,13 @@ class PlainService final : public ::grpc::CallbackGenericService {
 
   class SendReactor final : public ::grpc::ServerGenericBidiReactor {
    public:
-    explicit SendReactor(PlainService* s) : s_(s) { StartRead(&in_); }
+    explicit SendReactor(PlainService* s) : s_(s) {
+      {
+        absl::MutexLock lock(&s_->mu_);
+        index_ = s_->send_streams_++;
+      }
+      StartRead(&in_);
+    }
     void OnReadDone(bool ok) override {
       if (!ok) return;  // the client went away: OnCancel finishes
       v1::SendBatch batch;
@@ -221,27 +230,45 @@ class PlainService final : public ::grpc::CallbackGenericService {
           ++s_->bad_batches_;
         }
       }
-      if (!s_->send_reply.empty() && !writing_) {
+      if (s_->end_first_stream && index_ == 0) {
+        FinishOnce(::grpc::Status(::grpc::StatusCode::UNAVAILABLE, "the plain server is going away"));
+        return;
+      }
+      std::string reply = s_->send_reply;
+      if (s_->end_first_stream) {
+        v1::AckBatch acks;
+        for (const v1::SendFrame& f : batch.frames()) acks.add_acks()->set_seq(f.seq());
+        reply = acks.SerializeAsString();
+      }
+      if (!reply.empty() && !writing_) {
         writing_ = true;
-        out_ = Buffer(s_->send_reply);
+        out_ = Buffer(reply);
         StartWrite(&out_);
       }
       StartRead(&in_);
     }
-    void OnWriteDone(bool) override {}
-    void OnCancel() override { Finish(::grpc::Status::CANCELLED); }
+    void OnWriteDone(bool) override { writing_ = false; }
+    void OnCancel() override { FinishOnce(::grpc::Status::CANCELLED); }
     void OnDone() override { delete this; }
 
    private:
+    // OnCancel may come after this reactor finished on its own.
+    void FinishOnce(const ::grpc::Status& status) {
+      if (!finished_.exchange(true)) Finish(status);
+    }
+
     PlainService* s_;
+    int index_ = 0;
     ::grpc::ByteBuffer in_, out_;
-    bool writing_ = false;
+    std::atomic<bool> writing_{false};
+    std::atomic<bool> finished_{false};
   };
 
   absl::Mutex mu_;
   std::vector<std::string> enqueued_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::SendBatch> batches_ ABSL_GUARDED_BY(mu_);
   int bad_batches_ ABSL_GUARDED_BY(mu_) = 0;
+  int send_streams_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 struct PlainServer {
@@ -344,6 +371,28 @@ TEST(GrpcSendStreamTest, AFrameNobodyAnswersEndsAtItsTimeoutOnTheTransportsClock
   clock.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(plain_done.HasBeenNotified());
   EXPECT_EQ(plain_status.code(), absl::StatusCode::kDeadlineExceeded) << plain_status;
+}
+
+// A stream that ends takes its frames with it, with its status; the next
+// frame opens another stream. The acks of the second stream are written by
+// protobuf's own AckBatch.
+TEST(GrpcSendStreamTest, AStreamThatEndsEndsItsFramesAndTheNextFrameOpensAnother) {
+  PlainServer plain;
+  plain.service.send = true;
+  plain.service.end_first_stream = true;
+  ASSERT_TRUE(plain.Start());
+  auto client = MustCreate("client", GrpcConfig("", Local(plain.port)));
+  ASSERT_NE(client, nullptr);
+  absl::Status first = EnqueueSync(*client, NewEnvelope("test.v1.Orders/Ended", "1"));
+  EXPECT_EQ(first.code(), absl::StatusCode::kUnavailable) << first;
+  EXPECT_THAT(first.message(), HasSubstr("the plain server is going away"));
+  EXPECT_THAT(first.message(), HasSubstr("test.v1.Orders/Ended via gRPC target"));
+  absl::Status second = EnqueueSync(*client, NewEnvelope("test.v1.Orders/Ended", "2"));
+  EXPECT_TRUE(second.ok()) << second;
+  EXPECT_EQ(plain.service.WaitForBatches(2).size(), 2u);
+  EXPECT_EQ(client->stats().streamed_sends, 2u);
+  EXPECT_EQ(client->stats().unary_sends, 0u);
+  EXPECT_EQ(client->stats().malformed, 0u);
 }
 
 TEST(GrpcSendStreamTest, AcksThatDoNotReadEndTheStreamAndAreCounted) {

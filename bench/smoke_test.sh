@@ -9,7 +9,7 @@ trap 'rm -rf "$out"' EXIT
 timeout 60 "$bin" --quick --transports=inproc --json="$out/b.json" --md="$out/b.md" >"$out/stdout"
 for key in '"machine"' '"loadavg_start"' '"rows"' '"transport": "inproc"' '"style": "request"' \
            '"style": "command"' '"style": "event"' '"throughput_ratio"' '"p99_us"' \
-           '"request_reply_calls_per_s_one_thread"' '"rss_bytes_per_in_flight_call"' \
+           '"request_reply_calls_per_s_one_thread"' '"heap_bytes_per_in_flight_call"' '"rss_bytes_per_in_flight_call"' \
            '"memory_store_lookups_per_s"'; do
   if ! grep -q "$key" "$out/b.json"; then
     echo "missing $key in the report:"; cat "$out/b.json"; exit 1

@@ -62,6 +62,9 @@ std::string DefaultSource() {
 // once per delivery, so the count is an atomic and the lock (call_mutex.h) is
 // taken only to wake a WaitIdle.
 struct InFlight {
+  // The subscriber group of the registration's deliveries (empty for
+  // requests); its calls' contexts refer to it, and it outlives them.
+  std::string group;
   std::atomic<int> count{0};
   internal::CallMutex mu;
   std::condition_variable idle;
@@ -180,8 +183,10 @@ class Node::Impl {
 
   ServerNext BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
                               std::shared_ptr<RawHandler> handler);
+  // `group` must outlive the call. With `give_back`, the request is moved
+  // back there, as it came, before `done` runs.
   void Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain, Envelope&& request,
-             ReplyCallback done, std::string_view group = {});
+             ReplyCallback done, std::string_view group = {}, Envelope* give_back = nullptr);
   void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
               absl::StatusOr<Envelope> outcome);
   Envelope MakeReply(const Envelope& request, absl::Status status, std::string data) const;
@@ -468,22 +473,55 @@ Envelope Node::Impl::MakeReply(const Envelope& request, absl::Status status, std
   return reply;
 }
 
+namespace {
+
+// The `done` a raw handler gets. A handler that drops it unanswered has its
+// call answered Cancelled through the chain (traced and counted), as a
+// dropped Promise answers a typed one.
+class HandlerDone {
+ public:
+  HandlerDone(const Node::Impl* impl, const Context* ctx, ReplyCallback reply_done)
+      : impl_(impl), ctx_(ctx), reply_done_(std::move(reply_done)) {}
+  HandlerDone(HandlerDone&& other) noexcept
+      : impl_(other.impl_), ctx_(other.ctx_), reply_done_(std::move(other.reply_done_)),
+        armed_(std::exchange(other.armed_, false)) {}
+  HandlerDone& operator=(HandlerDone&&) = delete;
+  ~HandlerDone() {
+    if (armed_) {
+      Answer(absl::CancelledError("the handler dropped the call without an answer"), "");
+    }
+  }
+
+  void operator()(absl::StatusOr<std::string> result) && {
+    if (!armed_) return;
+    if (!result.ok()) {
+      Answer(result.status(), "");
+    } else {
+      Answer(absl::OkStatus(), *std::move(result));
+    }
+  }
+
+ private:
+  void Answer(absl::Status status, std::string data) {
+    armed_ = false;
+    std::move(reply_done_)(impl_->MakeReply(ctx_->envelope(), std::move(status), std::move(data)));
+  }
+
+  const Node::Impl* impl_;
+  const Context* ctx_;
+  ReplyCallback reply_done_;
+  bool armed_ = true;
+};
+
+}  // namespace
+
 // The server chain of one handler registration: the operation's server
 // middleware around the handler, built once and shared by its calls.
 ServerNext Node::Impl::BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
                                         std::shared_ptr<RawHandler> handler) {
   ServerNext next = [this, handler = std::move(handler)](Context& ctx, const Envelope& request,
                                                          ReplyCallback reply_done) {
-    (*handler)(ctx, request,
-               [this, &ctx, reply_done = std::move(reply_done)](
-                   absl::StatusOr<std::string> result) mutable {
-                 if (!result.ok()) {
-                   std::move(reply_done)(MakeReply(ctx.envelope(), result.status(), ""));
-                   return;
-                 }
-                 std::move(reply_done)(
-                     MakeReply(ctx.envelope(), absl::OkStatus(), *std::move(result)));
-               });
+    (*handler)(ctx, request, HandlerDone(this, &ctx, std::move(reply_done)));
   };
   for (auto it = rt->server_middleware.rbegin(); it != rt->server_middleware.rend(); ++it) {
     ServerMiddleware* mw = it->get();
@@ -499,18 +537,64 @@ ServerNext Node::Impl::BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
 // Runs the server chain and the handler for one request/command/event.
 // `done` gets the reply envelope (status inside) or an error.
 void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain,
-                       Envelope&& request, ReplyCallback done, std::string_view group) {
+                       Envelope&& request, ReplyCallback done, std::string_view group,
+                       Envelope* give_back) {
   // The request, its context and `done` live in one block until the reply
   // is out; the chain's middleware refer to the request in place.
   struct CallState {
-    CallState(Envelope&& r, std::string_view g) : request(std::move(r)), group(g) {}
-    ~CallState() { internal::RecycleEnvelope(std::move(request)); }
+    CallState(Impl* i, Envelope&& r, Envelope* back)
+        : impl(i), request(std::move(r)), give_back(back) {}
+    ~CallState() {
+      // Dropped without an answer (a raw handler that let `done` go, or a
+      // middleware): answered Cancelled, as a dropped Promise is, so the
+      // caller does not wait and the delivery is settled.
+      if (!answered && done) {
+        Answer(impl->MakeReply(
+            request, absl::CancelledError("the handler dropped the call without an answer"), ""));
+      }
+      if (give_back != nullptr) {
+        GiveBack();
+      } else {
+        internal::RecycleEnvelope(std::move(request));
+      }
+    }
+    void Answer(absl::StatusOr<Envelope>&& reply) {
+      answered = true;
+      GiveBack();
+      std::move(done)(std::move(reply));
+    }
+    // Puts the request back where it came from, with the trace context it
+    // arrived with (the chain saw this hop's span in its place).
+    void GiveBack() {
+      if (give_back == nullptr) return;
+      request.traceparent.assign(arrived_traceparent.data(), arrived_traceparent_size);
+      if (arrived_tracestate.has_value()) request.tracestate = *std::move(arrived_tracestate);
+      *give_back = std::move(request);
+      give_back = nullptr;
+    }
+    Impl* impl;
     Envelope request;
-    std::string group;
+    Envelope* give_back;
+    // A version-00 traceparent is 55 characters; longer ones are kept whole.
+    std::array<char, 64> arrived_traceparent;
+    uint8_t arrived_traceparent_size = 0;
+    bool answered = false;
+    std::optional<std::string> arrived_tracestate;
     std::optional<Context> ctx;
     ReplyCallback done;
   };
-  auto state = std::make_shared<CallState>(std::move(request), group);
+  auto state = std::make_shared<CallState>(this, std::move(request), give_back);
+  if (give_back != nullptr) {
+    const std::string& arrived = state->request.traceparent;
+    if (arrived.size() <= state->arrived_traceparent.size()) {
+      std::copy(arrived.begin(), arrived.end(), state->arrived_traceparent.begin());
+      state->arrived_traceparent_size = static_cast<uint8_t>(arrived.size());
+    } else {
+      // Not a traceparent this node reads: given back unread.
+      state->give_back = nullptr;
+      *give_back = state->request;
+    }
+  }
   TraceParent incoming;
   TraceParent span;
   std::array<char, 16> parent_span_chars;
@@ -523,6 +607,9 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
     if (!state->request.traceparent.empty()) {
       invalid_traceparent.fetch_add(1, std::memory_order_relaxed);
       services->telemetry->invalid_traceparent().Increment();
+      if (state->give_back != nullptr) {
+        state->arrived_tracestate = std::move(state->request.tracestate);
+      }
       state->request.tracestate.clear();
     }
     span = TraceParent::NewRoot();
@@ -530,22 +617,23 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
   span.AssignTo(&state->request.traceparent);
   Context& ctx =
       state->ctx.emplace(node, clock, rt->site.transport_name, &state->request, span);
-  ctx.set_group(state->group);
+  ctx.set_group(group);
 
   if (state->request.has_deadline() && clock->Now() >= state->request.deadline) {
     expired_before_start.fetch_add(1, std::memory_order_relaxed);
     services->policy_stats->For(rt->site.operation)
         .deadline_expired_before_start.fetch_add(1, std::memory_order_relaxed);
-    std::move(done)(MakeReply(state->request,
-                              absl::DeadlineExceededError("deadline exceeded before start"), ""));
+    Envelope reply =
+        MakeReply(state->request, absl::DeadlineExceededError("deadline exceeded before start"), "");
+    state->GiveBack();
+    std::move(done)(std::move(reply));
     return;
   }
   state->done = std::move(done);
   HopParentScope hop(parent_span_id);
   // `state` (context and request) is released after the reply is out.
-  chain(ctx, state->request, [state](absl::StatusOr<Envelope>&& reply) {
-    std::move(state->done)(std::move(reply));
-  });
+  chain(ctx, state->request,
+        [state](absl::StatusOr<Envelope>&& reply) { state->Answer(std::move(reply)); });
 }
 
 void Node::Impl::Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
@@ -724,6 +812,7 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
   }
 
   auto inflight = std::make_shared<InFlight>();
+  if (rt->site.style != Style::kRequest) inflight->group = endpoint.group;
   auto shared_handler = std::make_shared<RawHandler>(std::move(handler));
   auto chain = std::make_shared<const ServerNext>(impl_->BuildServerChain(rt, shared_handler));
   Impl* impl = impl_.get();
@@ -752,20 +841,21 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
       });
     });
   } else {
-    DeliveryHandler on_delivery = [impl, executor, rt, inflight, chain,
-                                   group = endpoint.group](std::unique_ptr<Delivery> delivery) {
+    DeliveryHandler on_delivery = [impl, executor, rt, inflight,
+                                   chain](std::unique_ptr<Delivery> delivery) {
       inflight->Enter();
-      auto serve = [impl, rt, inflight, chain, group](std::unique_ptr<Delivery>&& delivery) {
-        // A spare envelope takes the copy without allocating.
-        Envelope request = internal::NewEnvelope();
-        request = delivery->envelope();
+      auto serve = [impl, rt, inflight, chain](std::unique_ptr<Delivery>&& delivery) {
+        // The call borrows the delivery's envelope and gives it back before
+        // settling: the delivery outlives the call.
+        Envelope* envelope = &delivery->mutable_envelope();
+        Envelope request = std::move(*envelope);
         auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
         impl->Serve(rt, *chain, std::move(request),
                     [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope>&& out) mutable {
                       impl->Settle(rt, std::move(*shared_delivery), std::move(out));
                       inflight->Leave();
                     },
-                    group);
+                    inflight->group, envelope);
       };
       if (executor == nullptr) {
         serve(std::move(delivery));

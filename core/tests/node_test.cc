@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "switchboard/inproc_transport.h"
+#include "switchboard/transport_registry.h"
 #include "switchboard/test/v1/echo.pb.h"
 
 namespace switchboard {
@@ -536,6 +537,157 @@ TEST(NodeTest, UnknownTransportInBindingIsAConfigError) {
   auto node = Node::Create(config);
   EXPECT_EQ(node.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(node.status().message()), HasSubstr("nowhere"));
+}
+
+
+// The inproc transport under another type name, whose deliveries record the
+// envelope they hold when they are settled: what a broker transport
+// redelivers or dead-letters.
+class SettledEnvelopes {
+ public:
+  void Add(Envelope env) {
+    absl::MutexLock lock(&mu_);
+    envelopes_.push_back(std::move(env));
+  }
+  std::vector<Envelope> Get() {
+    absl::MutexLock lock(&mu_);
+    return envelopes_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Envelope> envelopes_;
+};
+
+class RecordingDelivery final : public Delivery {
+ public:
+  RecordingDelivery(std::unique_ptr<Delivery> inner, SettledEnvelopes* settled)
+      : Delivery(inner->envelope()), inner_(std::move(inner)), settled_(settled) {}
+  void Ack() override {
+    settled_->Add(envelope());
+    inner_->Ack();
+  }
+  void Retry(absl::Duration delay) override {
+    settled_->Add(envelope());
+    inner_->Retry(delay);
+  }
+  void DeadLetter(const absl::Status& reason) override {
+    settled_->Add(envelope());
+    inner_->DeadLetter(reason);
+  }
+
+ private:
+  std::unique_ptr<Delivery> inner_;
+  SettledEnvelopes* settled_;
+};
+
+class RecordingTransport final : public Transport {
+ public:
+  RecordingTransport(std::unique_ptr<Transport> inner, SettledEnvelopes* settled)
+      : inner_(std::move(inner)), settled_(settled) {}
+  std::string_view name() const override { return inner_->name(); }
+  std::string_view type() const override { return "recording"; }
+  const Features& features() const override { return inner_->features(); }
+  void Request(Envelope request, ReplyCallback on_reply) override {
+    inner_->Request(std::move(request), std::move(on_reply));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Serve(const Endpoint& endpoint,
+                                                      RequestHandler handler) override {
+    return inner_->Serve(endpoint, std::move(handler));
+  }
+  void Enqueue(Envelope command, DoneCallback on_accepted) override {
+    inner_->Enqueue(std::move(command), std::move(on_accepted));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Consume(const Endpoint& endpoint,
+                                                        DeliveryHandler handler) override {
+    return inner_->Consume(endpoint, Wrap(std::move(handler)));
+  }
+  void Publish(Envelope event, DoneCallback on_published) override {
+    inner_->Publish(std::move(event), std::move(on_published));
+  }
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const Endpoint& endpoint,
+                                                          DeliveryHandler handler) override {
+    return inner_->Subscribe(endpoint, Wrap(std::move(handler)));
+  }
+  absl::StatusOr<std::unique_ptr<ReplyInbox>> OpenInbox(ReplyHandler on_reply) override {
+    return inner_->OpenInbox(std::move(on_reply));
+  }
+  void SendReply(const std::string& reply_to, Envelope reply, DoneCallback on_sent) override {
+    inner_->SendReply(reply_to, std::move(reply), std::move(on_sent));
+  }
+
+ private:
+  DeliveryHandler Wrap(DeliveryHandler handler) {
+    return [handler = std::move(handler), settled = settled_](std::unique_ptr<Delivery> d) {
+      handler(std::make_unique<RecordingDelivery>(std::move(d), settled));
+    };
+  }
+  std::unique_ptr<Transport> inner_;
+  SettledEnvelopes* settled_;
+};
+
+SettledEnvelopes& Settled() {
+  static SettledEnvelopes* settled = [] {
+    auto* s = new SettledEnvelopes();
+    absl::Status registered = TransportRegistry::Default().Register(
+        "recording", [s](std::string_view name, const v1::TransportConfig& config,
+                         const TransportEnv& env) -> absl::StatusOr<std::unique_ptr<Transport>> {
+          auto inner = MakeInprocTransport(name, config, env);
+          if (!inner.ok()) return inner.status();
+          return std::make_unique<RecordingTransport>(*std::move(inner), s);
+        });
+    EXPECT_TRUE(registered.ok()) << registered;
+    return s;
+  }();
+  return *settled;
+}
+
+// A handler sees its own hop's span in the request's traceparent; the
+// delivery it came in is settled holding the message as it arrived, so a
+// broker redelivers or dead-letters what the sender sent.
+TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
+  SettledEnvelopes& settled = Settled();
+  std::string name = UniqueName("t.Echo/Refuse");
+  Operation<EchoRequest, google::protobuf::Empty> op{name};
+  v1::Config config = ConfigFor(name, v1::STYLE_COMMAND);
+  // The default bus: the operation's name is unique to this run.
+  (*config.mutable_transports())["local"].set_type("recording");
+  (*config.mutable_transports())["local"].clear_inproc();
+  auto node = Node::Create(config);
+  ASSERT_TRUE(node.ok()) << node.status();
+  absl::Mutex mu;
+  std::string handler_traceparent;
+  auto reg = (*node)->Handle(
+      op, [&](Context& ctx, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
+        absl::MutexLock lock(&mu);
+        handler_traceparent = ctx.envelope().traceparent;
+        return absl::InvalidArgumentError("refused");  // not retryable: dead-lettered
+      });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EchoRequest req;
+  req.set_text("as sent");
+  CallOptions options;  // the edge of a trace begun elsewhere
+  options.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  options.tracestate = "vendor=1";
+  Future<google::protobuf::Empty> f = (*node)->Call(op, req, options);
+  const CallInfo info = f.info();
+  ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
+
+  std::optional<Envelope> seen;
+  for (absl::Time give_up = absl::Now() + kWait; !seen && absl::Now() < give_up;) {
+    for (Envelope& env : settled.Get()) {
+      if (env.type == name) seen = std::move(env);
+    }
+    if (!seen) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(seen.has_value()) << "the delivery was not settled";
+  EXPECT_EQ(seen->id, info.message_id);
+  EXPECT_EQ(seen->traceparent, info.traceparent);
+  EXPECT_EQ(seen->tracestate, "vendor=1");
+  EXPECT_EQ(seen->data, req.SerializeAsString());
+  absl::MutexLock lock(&mu);
+  EXPECT_FALSE(handler_traceparent.empty());
+  EXPECT_NE(handler_traceparent, info.traceparent) << "the handler runs in a span of its own";
 }
 
 }  // namespace

@@ -354,6 +354,62 @@ TEST_F(NodeTelemetryTest, ARequestHasAClientServerAndReplySpanInOneTree) {
   }
 }
 
+// A raw handler that drops its call without an answer: the call is answered
+// Cancelled, as a dropped Promise is, and the command is dead-lettered (not
+// left unsettled, which would hold the registration open forever). The dead
+// letter is the message as it arrived: its id, its payload, and the sender's
+// span as its parent, not the span of the handler that dropped it.
+TEST_F(NodeTelemetryTest, ADroppedCallIsAnsweredCancelledAndDeadLetteredAsItArrived) {
+  auto reg = node_->HandleRaw(kFire.name, [](Context&, const Envelope&,
+                                             absl::AnyInvocable<void(absl::StatusOr<std::string>) &&>) {
+    // `done` is dropped unanswered.
+  });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  absl::Mutex mu;
+  std::vector<Envelope> dead;
+  auto dlq = node_->HandleRaw(
+      DeadLetterAddress(kFire.name),
+      [&](Context&, const Envelope& env, absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done) {
+        {
+          absl::MutexLock lock(&mu);
+          dead.push_back(env);
+        }
+        std::move(done)(std::string());
+      });
+  ASSERT_TRUE(dlq.ok()) << dlq.status();
+  EchoRequest req;
+  req.set_text("dropped");
+  auto call = node_->Call(kFire, req);
+  const std::string id = call.info().message_id;
+  ASSERT_TRUE(std::move(call).GetFor(kWait).ok());
+
+  std::vector<SpanData> spans = WaitForSpans(3);
+  ASSERT_THAT(spans, SizeIs(3));
+  const SpanData* client = nullptr;
+  const SpanData* dropped = nullptr;
+  const SpanData* dead_letter = nullptr;
+  for (const auto& s : spans) {
+    if (s.kind == SpanKind::kClient) client = &s;
+    if (s.kind == SpanKind::kServer && s.operation == kFire.name) dropped = &s;
+    if (s.kind == SpanKind::kServer && s.operation == DeadLetterAddress(kFire.name)) {
+      dead_letter = &s;
+    }
+  }
+  ASSERT_TRUE(client && dropped && dead_letter);
+  EXPECT_EQ(dropped->code, absl::StatusCode::kCancelled);
+  EXPECT_EQ(dropped->parent_span_id, client->span_id);
+  EXPECT_EQ(dead_letter->parent_span_id, client->span_id);
+  EXPECT_EQ(dead_letter->trace_id, client->trace_id);
+
+  absl::MutexLock lock(&mu);
+  ASSERT_THAT(dead, SizeIs(1));
+  EXPECT_EQ(dead[0].id, id);
+  EXPECT_EQ(dead[0].data, req.SerializeAsString());
+  EXPECT_EQ(dead[0].extensions[std::string(attr::kDeadLetterCode)], "CANCELLED");
+  EXPECT_THAT(dead[0].extensions[std::string(attr::kDeadLetterReason)],
+              HasSubstr("the handler dropped the call without an answer"));
+}
+
 TEST_F(NodeTelemetryTest, AFailedCallIsLoggedAtErrorWithoutSecretsAndCountedByCode) {
   telemetry_->SetLogLevel(LogLevel::kError);
   auto reg = node_->Handle(kSay, [](Context&, const EchoRequest&) -> absl::StatusOr<EchoReply> {

@@ -14,7 +14,8 @@
 //   transport_bench --profile-calls=N [--profile-executor] [--profile-transport=grpc]
 //                   [--profile-raw] [--profile-no-policies] [--profile-commands]
 //                                                            (one at a time, for callgrind)
-//   transport_bench --park-calls=N   (park N inproc calls in this process; print their memory)
+//   transport_bench --park-calls=N [--park-commands]
+//                   (park N inproc requests or commands in this process; print their memory)
 //
 // For each transport x style x payload x concurrency it alternates rounds
 // (raw, switchboard, raw, switchboard, ...) so that drift of a shared machine
@@ -93,6 +94,7 @@ struct Flags {
   bool profile_commands = false;
   // Only park N calls in this process and print the memory they hold, then exit.
   int park_calls = 0;
+  bool park_commands = false;
   // Narrow the table (for `perf record` of one row): empty means all.
   std::vector<std::string> styles;
   std::vector<size_t> payloads = {128, 4096};
@@ -139,6 +141,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       f->profile_inline = false;
     } else if (auto v = value("--profile-transport")) {
       f->profile_transport = *v;
+    } else if (a == "--park-commands") {
+      f->park_commands = true;
     } else if (auto v = value("--park-calls")) {
       f->park_calls = std::max(1, std::atoi(v->c_str()));
     } else if (a == "--profile-commands") {
@@ -536,6 +540,8 @@ struct Extras {
   // (mallinfo2) and resident set growth, each divided by the calls.
   double heap_bytes_per_in_flight_call = 0;
   double rss_bytes_per_in_flight_call = 0;
+  // The same for commands: the consumer's side of a delivered command.
+  double heap_bytes_per_in_flight_command = 0;
   int in_flight_calls = 0;
   double memory_store_lookups_per_s = 0;
   double memory_store_begin_complete_per_s = 0;
@@ -706,7 +712,9 @@ std::string JsonReport(const Flags& flags, const Machine& m, const std::vector<R
        ", \"cpu_us_per_call_inline_no_policies\": " + Num(x.no_policies_cpu_us_per_call, 2) +
        ", \"in_flight_calls\": " + std::to_string(x.in_flight_calls) +
        ", \"heap_bytes_per_in_flight_call\": " + Num(x.heap_bytes_per_in_flight_call) +
-       ", \"rss_bytes_per_in_flight_call\": " + Num(x.rss_bytes_per_in_flight_call) + "},\n";
+       ", \"rss_bytes_per_in_flight_call\": " + Num(x.rss_bytes_per_in_flight_call) +
+       ", \"heap_bytes_per_in_flight_command\": " + Num(x.heap_bytes_per_in_flight_command) +
+       "},\n";
   j += "  \"idempotency\": {\"memory_store_lookups_per_s\": " +
        Num(x.memory_store_lookups_per_s) +
        ", \"memory_store_begin_complete_per_s\": " + Num(x.memory_store_begin_complete_per_s) +
@@ -780,6 +788,7 @@ std::string ExtrasText(const Extras& x, bool markdown) {
             "call | %.0f / %.2f us | |\n"
             "| memory per in-flight call (%d parked on an async handler, a process of their "
             "own): heap in use / resident set growth | %.0f B / %.0f B | < 1 KiB: %s |\n"
+            "| the same for commands (the consumer's side only): heap in use | %.0f B | |\n"
             "| idempotency memory store, lookups/s (completed key, one thread) | %.0f | |\n"
             "| idempotency memory store, begin + complete/s (one thread) | %.0f | |\n"
           : "inproc request/reply, one caller thread:\n"
@@ -792,6 +801,7 @@ std::string ExtrasText(const Extras& x, bool markdown) {
             "  CPU per call, inline                         %12.2f us\n"
             "  inline, empty policy: calls/s, CPU per call  %12.0f  %.2f us\n"
             "  per in-flight call (%d parked): heap %8.0f B, RSS %.0f B  (target < 1 KiB: %s)\n"
+            "  per in-flight command, consumer side: heap %8.0f B\n"
             "idempotency memory store:\n"
             "  lookups/s (completed key)                    %12.0f\n"
             "  begin + complete/s                           %12.0f\n";
@@ -808,7 +818,7 @@ std::string ExtrasText(const Extras& x, bool markdown) {
                             1024
                     ? "met"
                     : "missed",
-                x.memory_store_lookups_per_s, x.memory_store_begin_complete_per_s);
+                x.heap_bytes_per_in_flight_command, x.memory_store_lookups_per_s, x.memory_store_begin_complete_per_s);
   return buf;
 }
 
@@ -846,28 +856,33 @@ struct ParkedMemory {
   double rss_bytes_per_call = 0;
 };
 
-// Parks `calls` inproc requests on an asynchronous handler that holds them, and measures
-// the heap in use and the resident set before and after. Run in a process of its own
+// Parks `calls` inproc requests (or commands) on an asynchronous handler that holds them, and
+// measures the heap in use and the resident set before and after. Run in a process of its own
 // (`--park-calls=N`): in the benchmark's process the pages freed by earlier rows are used
-// again and the resident set does not grow with the calls.
-absl::StatusOr<ParkedMemory> ParkCalls(const Env& env, int calls) {
-  auto side = SwitchboardSide::Create("inproc", env, false);
-  if (!side.ok()) return side.status();
-  Node& node = (*side)->node();
-  Operation<EchoRequest, EchoReply> op{"bench.v1.Park/Hold"};
+// again and the resident set does not grow with the calls. A parked request holds both sides
+// of the call; a command's caller is done once it is accepted, so a parked command is the
+// consumer's side alone.
+template <class Rep>
+absl::StatusOr<ParkedMemory> ParkCalls(Node& node, const Operation<EchoRequest, Rep>& op,
+                                       int calls) {
   std::mutex mu;
-  std::vector<Promise<EchoReply>> parked;
+  std::vector<Promise<Rep>> parked;
   bool hold = false;
-  auto reg = node.Handle(op, [&](Context&, const EchoRequest&) {
-    auto [p, f] = MakePromise<EchoReply>();
-    std::lock_guard<std::mutex> lock(mu);
-    if (hold) {
-      parked.push_back(std::move(p));
-    } else {
-      p.Set(EchoReply());
-    }
-    return std::move(f);
-  });
+  HandlerOptions options;
+  options.max_in_flight = calls;
+  auto reg = node.Handle(
+      op,
+      [&](Context&, const EchoRequest&) {
+        auto [p, f] = MakePromise<Rep>();
+        std::lock_guard<std::mutex> lock(mu);
+        if (hold) {
+          parked.push_back(std::move(p));
+        } else {
+          p.Set(Rep());
+        }
+        return std::move(f);
+      },
+      options);
   if (!reg.ok()) return reg.status();
   EchoRequest req = MakeRequest(0, 0, 128);
   // Warm up: threads, spare envelopes and everything made once.
@@ -875,12 +890,13 @@ absl::StatusOr<ParkedMemory> ParkCalls(const Env& env, int calls) {
     auto reply = node.Call(op, req).GetFor(absl::Seconds(5));
     if (!reply.ok()) return reply.status();
   }
+  absl::SleepFor(absl::Milliseconds(100));  // warm-up commands still being handled
   {
     std::lock_guard<std::mutex> lock(mu);
     hold = true;
   }
   parked.reserve(calls);
-  std::vector<Future<EchoReply>> futures;
+  std::vector<Future<Rep>> futures;
   futures.reserve(calls);
   const size_t heap_before = HeapBytesInUse();
   const long rss_before = RssKib();
@@ -898,7 +914,7 @@ absl::StatusOr<ParkedMemory> ParkCalls(const Env& env, int calls) {
   {
     std::lock_guard<std::mutex> lock(mu);
     held = parked.size();
-    for (auto& p : parked) p.Set(EchoReply());
+    for (auto& p : parked) p.Set(Rep());
     parked.clear();
   }
   for (auto& f : futures) (void)std::move(f).GetFor(absl::Seconds(5));
@@ -912,13 +928,23 @@ absl::StatusOr<ParkedMemory> ParkCalls(const Env& env, int calls) {
   return m;
 }
 
+absl::StatusOr<ParkedMemory> ParkCalls(const Env& env, int calls, bool commands) {
+  // Requests only: the command operation is free for the parking handler.
+  auto side = SwitchboardSide::Create("inproc", env, false, true);
+  if (!side.ok()) return side.status();
+  if (commands) return ParkCalls((*side)->node(), kWork, calls);
+  return ParkCalls((*side)->node(), Operation<EchoRequest, EchoReply>{"bench.v1.Park/Hold"},
+                   calls);
+}
+
 // Runs `ParkCalls` in a new process of this binary and reads its answer.
-absl::StatusOr<ParkedMemory> ParkCallsInNewProcess(int calls) {
+absl::StatusOr<ParkedMemory> ParkCallsInNewProcess(int calls, bool commands) {
   // popen runs a shell, whose /proc/self/exe is the shell: name this binary.
   std::error_code error;
   std::string self = std::filesystem::read_symlink("/proc/self/exe", error).string();
   if (error) return absl::InternalError("cannot read /proc/self/exe: " + error.message());
-  std::string command = "'" + self + "' --park-calls=" + std::to_string(calls);
+  std::string command = "'" + self + "' --park-calls=" + std::to_string(calls) +
+                        (commands ? " --park-commands" : "");
   FILE* child = popen(command.c_str(), "r");
   if (child == nullptr) return absl::InternalError("popen failed");
   ParkedMemory m;
@@ -965,11 +991,16 @@ Extras MeasureExtras(const Flags& flags, const Env& env) {
     *cpu_us[pass] = t.cpu_us_per_call;
   }
   x.in_flight_calls = 10'000;
-  if (auto parked = ParkCallsInNewProcess(x.in_flight_calls); parked.ok()) {
+  if (auto parked = ParkCallsInNewProcess(x.in_flight_calls, false); parked.ok()) {
     x.heap_bytes_per_in_flight_call = parked->heap_bytes_per_call;
     x.rss_bytes_per_in_flight_call = parked->rss_bytes_per_call;
   } else {
     std::cerr << "inproc extras: parked calls: " << parked.status() << "\n";
+  }
+  if (auto parked = ParkCallsInNewProcess(x.in_flight_calls, true); parked.ok()) {
+    x.heap_bytes_per_in_flight_command = parked->heap_bytes_per_call;
+  } else {
+    std::cerr << "inproc extras: parked commands: " << parked.status() << "\n";
   }
 
   IdempotencyStoreOptions o;
@@ -1079,7 +1110,7 @@ int Main(int argc, char** argv) {
   env.amqp_url = Getenv("SWITCHBOARD_TEST_AMQP_URL");
   env.amqp_mgmt = Getenv("SWITCHBOARD_TEST_RABBITMQ_MGMT");
   if (flags.park_calls > 0) {
-    auto parked = ParkCalls(env, flags.park_calls);
+    auto parked = ParkCalls(env, flags.park_calls, flags.park_commands);
     if (!parked.ok()) {
       std::cerr << parked.status() << "\n";
       return 1;

@@ -81,6 +81,42 @@ struct InFlight {
   }
 };
 
+// A delivery whose envelope a call borrows: the call gives it back before
+// `done` runs, and this restores the trace context the chain replaced with
+// its own span, so the delivery is settled (redelivered, dead-lettered)
+// holding the message as it arrived. Also when the call is dropped: the
+// unsettled delivery is released, and redelivered, after this.
+struct HeldDelivery {
+  explicit HeldDelivery(std::unique_ptr<Delivery> d) : delivery(std::move(d)) {}
+  ~HeldDelivery() {
+    if (delivery != nullptr) Restore();
+  }
+  // Whether the envelope may be borrowed: its trace context is kept here.
+  bool Borrow() {
+    const Envelope& env = delivery->envelope();
+    if (env.traceparent.size() > traceparent.size()) return false;
+    std::copy(env.traceparent.begin(), env.traceparent.end(), traceparent.begin());
+    traceparent_size = static_cast<uint8_t>(env.traceparent.size());
+    if (!env.tracestate.empty()) tracestate = env.tracestate;
+    borrowed = true;
+    return true;
+  }
+  void Restore() {
+    if (!borrowed) return;
+    borrowed = false;
+    Envelope& env = delivery->mutable_envelope();
+    env.traceparent.assign(traceparent.data(), traceparent_size);
+    if (tracestate.has_value()) env.tracestate = *std::move(tracestate);
+  }
+
+  std::unique_ptr<Delivery> delivery;
+  // A version-00 traceparent is 55 characters; longer ones are copied.
+  std::array<char, 64> traceparent;
+  uint8_t traceparent_size = 0;
+  bool borrowed = false;
+  std::optional<std::string> tracestate;
+};
+
 }  // namespace
 
 // The state of one operation as this node runs it: its binding, policy chain
@@ -184,7 +220,7 @@ class Node::Impl {
   ServerNext BuildServerChain(const std::shared_ptr<OpRuntime>& rt,
                               std::shared_ptr<RawHandler> handler);
   // `group` must outlive the call. With `give_back`, the request is moved
-  // back there, as it came, before `done` runs.
+  // back there before `done` runs (with this hop's span in its traceparent).
   void Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& chain, Envelope&& request,
              ReplyCallback done, std::string_view group = {}, Envelope* give_back = nullptr);
   void Settle(const std::shared_ptr<OpRuntime>& rt, std::unique_ptr<Delivery> delivery,
@@ -563,38 +599,21 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
       GiveBack();
       std::move(done)(std::move(reply));
     }
-    // Puts the request back where it came from, with the trace context it
-    // arrived with (the chain saw this hop's span in its place).
+    // Puts the request back where it came from (the caller restores the
+    // trace context the chain replaced).
     void GiveBack() {
       if (give_back == nullptr) return;
-      request.traceparent.assign(arrived_traceparent.data(), arrived_traceparent_size);
-      if (arrived_tracestate.has_value()) request.tracestate = *std::move(arrived_tracestate);
       *give_back = std::move(request);
       give_back = nullptr;
     }
     Impl* impl;
     Envelope request;
     Envelope* give_back;
-    // A version-00 traceparent is 55 characters; longer ones are kept whole.
-    std::array<char, 64> arrived_traceparent;
-    uint8_t arrived_traceparent_size = 0;
     bool answered = false;
-    std::optional<std::string> arrived_tracestate;
     std::optional<Context> ctx;
     ReplyCallback done;
   };
   auto state = std::make_shared<CallState>(this, std::move(request), give_back);
-  if (give_back != nullptr) {
-    const std::string& arrived = state->request.traceparent;
-    if (arrived.size() <= state->arrived_traceparent.size()) {
-      std::copy(arrived.begin(), arrived.end(), state->arrived_traceparent.begin());
-      state->arrived_traceparent_size = static_cast<uint8_t>(arrived.size());
-    } else {
-      // Not a traceparent this node reads: given back unread.
-      state->give_back = nullptr;
-      *give_back = state->request;
-    }
-  }
   TraceParent incoming;
   TraceParent span;
   std::array<char, 16> parent_span_chars;
@@ -607,9 +626,6 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
     if (!state->request.traceparent.empty()) {
       invalid_traceparent.fetch_add(1, std::memory_order_relaxed);
       services->telemetry->invalid_traceparent().Increment();
-      if (state->give_back != nullptr) {
-        state->arrived_tracestate = std::move(state->request.tracestate);
-      }
       state->request.tracestate.clear();
     }
     span = TraceParent::NewRoot();
@@ -845,14 +861,21 @@ absl::StatusOr<HandlerRegistration> Node::HandleRaw(std::string_view operation, 
                                    chain](std::unique_ptr<Delivery> delivery) {
       inflight->Enter();
       auto serve = [impl, rt, inflight, chain](std::unique_ptr<Delivery>&& delivery) {
-        // The call borrows the delivery's envelope and gives it back before
-        // settling: the delivery outlives the call.
-        Envelope* envelope = &delivery->mutable_envelope();
-        Envelope request = std::move(*envelope);
-        auto shared_delivery = std::make_shared<std::unique_ptr<Delivery>>(std::move(delivery));
+        auto held = std::make_shared<HeldDelivery>(std::move(delivery));
+        Envelope* envelope = &held->delivery->mutable_envelope();
+        Envelope request;
+        if (held->Borrow()) {
+          request = std::move(*envelope);
+        } else {
+          // A spare envelope takes the copy without allocating.
+          request = internal::NewEnvelope();
+          request = *envelope;
+          envelope = nullptr;
+        }
         impl->Serve(rt, *chain, std::move(request),
-                    [impl, rt, inflight, shared_delivery](absl::StatusOr<Envelope>&& out) mutable {
-                      impl->Settle(rt, std::move(*shared_delivery), std::move(out));
+                    [impl, rt, inflight, held](absl::StatusOr<Envelope>&& out) mutable {
+                      held->Restore();
+                      impl->Settle(rt, std::move(held->delivery), std::move(out));
                       inflight->Leave();
                     },
                     inflight->group, envelope);

@@ -90,7 +90,9 @@ struct HandlerOptions {
 };
 
 // The untyped form of a handler: payload bytes in, payload bytes out. The
-// typed Handle() wraps a function into this.
+// typed Handle() wraps a function into this. `done` is called once, from any
+// thread; a handler that drops it uncalled has its call answered Cancelled,
+// as a dropped Promise answers a typed handler.
 using RawHandler =
     std::function<void(Context& ctx, const Envelope& request,
                        absl::AnyInvocable<void(absl::StatusOr<std::string>) &&> done)>;

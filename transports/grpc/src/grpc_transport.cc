@@ -647,10 +647,12 @@ class UnaryReactor final : public ::grpc::ServerGenericBidiReactor {
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      // Not cancelled: gRPC refused the message (larger than
-      // max_message_bytes; it has answered RESOURCE_EXHAUSTED already), or
-      // the client half-closed without one.
-      if (!ctx_->IsCancelled()) engine_->CountUnreadable();
+      // No request message: gRPC refused it (larger than max_message_bytes;
+      // it has answered RESOURCE_EXHAUSTED already), the client half-closed
+      // without one, or it cancelled before one arrived. A refused message
+      // cancels the call too, and whether gRPC reports that before this
+      // runs is a race: counted either way.
+      engine_->CountUnreadable();
       Fail(absl::InvalidArgumentError(
           Cat(ctx_->method(), ": the client sent no request message")));
       return;

@@ -564,6 +564,39 @@ TEST(GrpcTransportTest, APublishedGroupReachesThatGroupOnly) {
   EXPECT_EQ(c.size(), 2u);
 }
 
+// A client that opens a call and half-closes it without a request message:
+// the call is refused, and counted as unreadable, not as malformed.
+TEST(GrpcTransportTest, ACallWithoutARequestMessageIsCountedUnreadable) {
+  auto server = MustCreate("server", GrpcConfig("127.0.0.1:0"));
+  ASSERT_NE(server, nullptr);
+  auto serving = server->Serve(Ep("test.v1.Echo/Say"), EchoHandler());
+  ASSERT_TRUE(serving.ok());
+  class HalfClose final : public ::grpc::ClientBidiReactor<::grpc::ByteBuffer, ::grpc::ByteBuffer> {
+   public:
+    void OnDone(const ::grpc::Status& s) override {
+      status = s;
+      done.Notify();
+    }
+    ::grpc::Status status;
+    absl::Notification done;
+  };
+  auto channel =
+      ::grpc::CreateChannel(Local(server->bound_port()), ::grpc::InsecureChannelCredentials());
+  ::grpc::GenericStub stub(channel);
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  HalfClose call;
+  stub.PrepareBidiStreamingCall(&ctx, std::string(kMethodCall), ::grpc::StubOptions(), &call);
+  call.StartWritesDone();
+  call.StartCall();
+  ASSERT_TRUE(call.done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(call.status.error_code(), ::grpc::StatusCode::INVALID_ARGUMENT)
+      << call.status.error_message();
+  EXPECT_THAT(call.status.error_message(), HasSubstr("no request message"));
+  EXPECT_EQ(server->stats().unreadable, 1u);
+  EXPECT_EQ(server->stats().malformed, 0u);
+}
+
 TEST(GrpcTransportTest, MalformedRequestsAreInvalidArgument) {
   auto server = MustCreate("server", GrpcConfig("127.0.0.1:0"));
   ASSERT_NE(server, nullptr);

@@ -56,7 +56,8 @@ struct GrpcStats {
   uint64_t malformed = 0;
   // Calls whose request message never reached the service: larger than
   // `max_message_bytes` (gRPC refuses it before decoding and answers
-  // RESOURCE_EXHAUSTED itself), or the client half-closed without one.
+  // RESOURCE_EXHAUSTED itself), or the client half-closed or cancelled
+  // without one.
   uint64_t unreadable = 0;
   // Event copies not delivered: every stream of a group was full (hub), or
   // the local group queue refused it (subscriber).

@@ -51,10 +51,13 @@
 #include "absl/synchronization/mutex.h"
 #include "call_mutex.h"
 #include "switchboard/clock.h"
+#include "switchboard/internal/envelope_pool.h"
 #include "switchboard/status.h"
 #include "switchboard/v1/config.pb.h"
 
 namespace switchboard {
+
+Delivery::~Delivery() { internal::RecycleEnvelope(std::move(envelope_)); }
 
 std::string DeadLetterAddress(std::string_view operation) {
   std::string out;
@@ -260,7 +263,8 @@ class Queue {
         if (c->in_flight.size() < c->max_in_flight) {
           picked = c;
           next_ = (k + 1) % n;
-          out->push_back(Dispatch{consumers_[k], ++next_token_, Envelope()});
+          // The consumer's copy, in a spare envelope's buffers.
+          out->push_back(Dispatch{consumers_[k], ++next_token_, internal::NewEnvelope()});
           break;
         }
       }

@@ -82,7 +82,8 @@ struct Endpoint {
 // Delivery is the same as Retry(0): the message is redelivered, never lost.
 class Delivery {
  public:
-  virtual ~Delivery() = default;
+  // Gives the envelope's buffers to the spare envelopes (envelope_pool.h).
+  virtual ~Delivery();
   const Envelope& envelope() const { return envelope_; }
   Envelope& mutable_envelope() { return envelope_; }
 

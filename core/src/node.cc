@@ -581,12 +581,13 @@ void Node::Impl::Serve(const std::shared_ptr<OpRuntime>& rt, const ServerNext& c
     CallState(Impl* i, Envelope&& r, Envelope* back)
         : impl(i), request(std::move(r)), give_back(back) {}
     ~CallState() {
-      // Dropped without an answer (a raw handler that let `done` go, or a
-      // middleware): answered Cancelled, as a dropped Promise is, so the
-      // caller does not wait and the delivery is settled.
+      // Dropped without an answer by a middleware (a handler's dropped
+      // `done` is answered inside the chain, by HandlerDone): answered
+      // Cancelled, as a dropped Promise is, so the caller does not wait and
+      // the delivery is settled.
       if (!answered && done) {
         Answer(impl->MakeReply(
-            request, absl::CancelledError("the handler dropped the call without an answer"), ""));
+            request, absl::CancelledError("the call was dropped without an answer"), ""));
       }
       if (give_back != nullptr) {
         GiveBack();

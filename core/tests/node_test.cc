@@ -690,5 +690,36 @@ TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
   EXPECT_NE(handler_traceparent, info.traceparent) << "the handler runs in a span of its own";
 }
 
+
+// A server middleware that drops a call (neither runs the rest of the chain
+// nor answers): the call is answered Cancelled at once, not left for the
+// caller's deadline.
+TEST(NodeTest, ACallDroppedByAServerMiddlewareIsAnsweredCancelled) {
+  class Drop final : public ServerMiddleware {
+   public:
+    void Invoke(const CallSite&, Context&, const Envelope&, ReplyCallback,
+                const ServerNext&) override {}
+  };
+  std::string name = UniqueName("t.Echo/Say");
+  Operation<EchoRequest, EchoReply> op{name};
+  Node::Options options;
+  options.middleware.server.push_back(
+      [](const CallSite&) -> std::unique_ptr<ServerMiddleware> { return std::make_unique<Drop>(); });
+  auto node = Node::Create(ConfigFor(name, v1::STYLE_REQUEST, false, "60s"), options);
+  ASSERT_TRUE(node.ok()) << node.status();
+  std::atomic<int> handled{0};
+  auto reg = (*node)->Handle(op, [&](Context&, const EchoRequest&) -> absl::StatusOr<EchoReply> {
+    ++handled;
+    return EchoReply();
+  });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  auto reply = (*node)->Call(op, EchoRequest()).GetFor(kWait);
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kCancelled) << reply.status();
+  EXPECT_THAT(std::string(reply.status().message()),
+              HasSubstr("the call was dropped without an answer"));
+  EXPECT_EQ(handled.load(), 0);
+}
+
 }  // namespace
 }  // namespace switchboard

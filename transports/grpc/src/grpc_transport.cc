@@ -1239,6 +1239,8 @@ struct PendingSend {
   // The stream it was written on, or the one open when it was queued: the
   // end of that stream ends it.
   SendStream* stream = nullptr;
+  // Its entry in the channel's expiry index.
+  std::multimap<absl::Time, uint64_t>::iterator expiry;
 };
 
 using Completions = std::vector<std::pair<DoneCallback, absl::Status>>;
@@ -1275,6 +1277,13 @@ class SendChannel : public std::enable_shared_from_this<SendChannel> {
   // The timer fires at the earliest expiry of a pending frame.
   void ArmLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Expire();
+  using PendingMap = std::map<uint64_t, PendingSend>;
+  // Removes a frame from pending_ and the expiry index; the next one.
+  PendingMap::iterator ErasePendingLocked(PendingMap::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    expiries_.erase(it->second.expiry);
+    return pending_.erase(it);
+  }
   // Takes every pending frame of `stream` (of any stream when null),
   // answered with `status`.
   void FailLocked(const SendStream* stream, const absl::Status& status, Completions* out)
@@ -1289,7 +1298,10 @@ class SendChannel : public std::enable_shared_from_this<SendChannel> {
   SendStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // the open stream, if any
   bool unary_ ABSL_GUARDED_BY(mu_) = false;  // the server has no Send
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<uint64_t, PendingSend> pending_ ABSL_GUARDED_BY(mu_);
+  PendingMap pending_ ABSL_GUARDED_BY(mu_);
+  // Pending frames by expiry (equal times in order of sequence): expiring
+  // the due ones does not visit the others.
+  std::multimap<absl::Time, uint64_t> expiries_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> unwritten_ ABSL_GUARDED_BY(mu_);  // in order; may name answered ones
   TimerHandle timer_ ABSL_GUARDED_BY(mu_);
   absl::Time timer_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
@@ -1401,7 +1413,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
         if (it == channel_->pending_.end()) continue;  // timed out, or not ours
         completions_.emplace_back(std::move(it->second.done), std::move(status));
         internal::RecycleEnvelope(std::move(it->second.env));
-        channel_->pending_.erase(it);
+        channel_->ErasePendingLocked(it);
       }
     }
     RunCompletions(completions_);
@@ -1426,7 +1438,7 @@ class SendStream final : public ::grpc::ClientBidiReactor<ByteBuffer, ByteBuffer
             continue;
           }
           fallback.push_back(std::move(it->second));
-          it = ch.pending_.erase(it);
+          it = ch.ErasePendingLocked(it);
         }
       } else {
         absl::Status why = broken_;
@@ -1498,8 +1510,10 @@ bool SendChannel::Send(Engine& engine, SendKind kind, Envelope& env, std::string
     // sees the count.
     engine.CountStreamedSend();
     const uint64_t seq = next_seq_++;
-    auto it = pending_.emplace(seq, PendingSend{kind, std::move(env), std::move(text),
-                                                envelope_size, expires, std::move(done)})
+    auto it = pending_
+                  .emplace(seq, PendingSend{kind, std::move(env), std::move(text), envelope_size,
+                                            expires, std::move(done), nullptr,
+                                            expiries_.emplace(expires, seq)})
                   .first;
     unwritten_.push_back(seq);
     if (expires < timer_at_) ArmLocked(expires);
@@ -1543,20 +1557,15 @@ void SendChannel::Expire() {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_->Now();
     timer_at_ = absl::InfiniteFuture();
-    absl::Time next = absl::InfiniteFuture();
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->second.expires > now) {
-        next = std::min(next, it->second.expires);
-        ++it;
-        continue;
-      }
+    while (!expiries_.empty() && expiries_.begin()->first <= now) {
+      auto it = pending_.find(expiries_.begin()->second);
       expired.emplace_back(
           std::move(it->second.done),
           absl::DeadlineExceededError(Cat(it->second.env.type, " via gRPC target ", target_,
                                           ": no answer on the Send stream in time")));
-      it = pending_.erase(it);
+      ErasePendingLocked(it);
     }
-    if (next < absl::InfiniteFuture()) ArmLocked(next);
+    if (!expiries_.empty()) ArmLocked(expiries_.begin()->first);
   }
   RunCompletions(expired);
 }
@@ -1569,7 +1578,7 @@ void SendChannel::FailLocked(const SendStream* stream, const absl::Status& statu
       continue;
     }
     out->emplace_back(std::move(it->second.done), status);
-    it = pending_.erase(it);
+    it = ErasePendingLocked(it);
   }
   // Answered frames left in unwritten_ are skipped when met.
   if (pending_.empty()) {

@@ -373,6 +373,38 @@ TEST(GrpcSendStreamTest, AFrameNobodyAnswersEndsAtItsTimeoutOnTheTransportsClock
   EXPECT_EQ(plain_status.code(), absl::StatusCode::kDeadlineExceeded) << plain_status;
 }
 
+// Many frames nobody answers, with deadlines in the reverse order of their
+// sending: each ends at its own deadline, in the order of the deadlines.
+TEST(GrpcSendStreamTest, UnansweredFramesEndInTheOrderOfTheirDeadlines) {
+  PlainServer plain;
+  plain.service.send = true;
+  ASSERT_TRUE(plain.Start());
+  FakeClock clock(absl::Now());
+  auto client = ClientWithClock(plain.port, &clock);
+  ASSERT_NE(client, nullptr);
+  constexpr int kFrames = 2000;
+  absl::Mutex mu;
+  std::vector<int> ended;  // frame numbers, in the order they ended
+  int deadline_exceeded = 0;
+  for (int i = 0; i < kFrames; ++i) {
+    Envelope cmd = NewEnvelope("test.v1.Orders/Silent", "frame " + std::to_string(i));
+    cmd.deadline = clock.Now() + absl::Milliseconds(kFrames - i);  // the last sent is due first
+    client->Enqueue(cmd, [&, i](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      ended.push_back(i);
+      if (s.code() == absl::StatusCode::kDeadlineExceeded) ++deadline_exceeded;
+    });
+  }
+  for (int ms = 1; ms <= kFrames; ++ms) {
+    clock.Advance(absl::Milliseconds(1));
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(ended.size(), static_cast<size_t>(ms)) << "after " << ms << " ms";
+    ASSERT_EQ(ended.back(), kFrames - ms);
+  }
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(deadline_exceeded, kFrames);
+}
+
 // A stream that ends takes its frames with it, with its status; the next
 // frame opens another stream. The acks of the second stream are written by
 // protobuf's own AckBatch.

@@ -367,7 +367,6 @@ TEST_P(PolicyIntegrationTest, BulkheadOfFourNeverRunsMoreThanFour) {
 // last error and time; after the fix, ReplayDeadLetters runs it again with
 // attempt 1 and the same idempotency key.
 TEST_P(PolicyIntegrationTest, DeadLetterCarriesDetailsAndReplays) {
-  if (IsGrpc()) GTEST_SKIP() << "grpc commands are not queued: no dead-letter queue";
   std::string name = Cat("pol.Echo", UniqueId(), "/Fire");
   Operation<EchoRequest, google::protobuf::Empty> op{name};
   v1::Policy policy;
@@ -434,7 +433,6 @@ TEST_P(PolicyIntegrationTest, DeadLetterCarriesDetailsAndReplays) {
 // A command whose deadline passed before a consumer took it is not started:
 // it is dead-lettered with "deadline exceeded before start", and counted.
 TEST_P(PolicyIntegrationTest, ExpiredCommandIsDeadLetteredNotStarted) {
-  if (IsGrpc()) GTEST_SKIP() << "grpc commands are not queued: no dead-letter queue";
   std::string name = Cat("pol.Echo", UniqueId(), "/Fire");
   Operation<EchoRequest, google::protobuf::Empty> op{name};
   v1::Policy policy;

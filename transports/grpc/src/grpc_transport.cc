@@ -1602,13 +1602,16 @@ class RoutedDelivery final : public Delivery {
 
   void Ack() override { inner_->Ack(); }
   void Retry(absl::Duration delay) override { inner_->Retry(delay); }
+  // What goes is this delivery's envelope: it carries what the receiver
+  // added before dead-lettering (attempts, time), which the inner one lacks.
   void DeadLetter(const absl::Status& reason) override {
     std::shared_ptr<Engine> engine = engine_.lock();
     if (engine == nullptr) {
+      inner_->mutable_envelope().extensions = envelope().extensions;
       inner_->DeadLetter(reason);
       return;
     }
-    engine->RouteDeadLetter(Unqueued(inner_->envelope()), reason);
+    engine->RouteDeadLetter(std::move(mutable_envelope()), reason);
     inner_->Ack();
   }
 

@@ -868,6 +868,7 @@ absl::StatusOr<ParkedMemory> ParkCalls(Node& node, const Operation<EchoRequest, 
   std::mutex mu;
   std::vector<Promise<Rep>> parked;
   bool hold = false;
+  int answered = 0;  // before `hold`
   HandlerOptions options;
   options.max_in_flight = calls;
   auto reg = node.Handle(
@@ -878,6 +879,7 @@ absl::StatusOr<ParkedMemory> ParkCalls(Node& node, const Operation<EchoRequest, 
         if (hold) {
           parked.push_back(std::move(p));
         } else {
+          ++answered;
           p.Set(Rep());
         }
         return std::move(f);
@@ -886,14 +888,22 @@ absl::StatusOr<ParkedMemory> ParkCalls(Node& node, const Operation<EchoRequest, 
   if (!reg.ok()) return reg.status();
   EchoRequest req = MakeRequest(0, 0, 128);
   // Warm up: threads, spare envelopes and everything made once.
-  for (int i = 0; i < 1000; ++i) {
+  constexpr int kWarmUp = 1000;
+  for (int i = 0; i < kWarmUp; ++i) {
     auto reply = node.Call(op, req).GetFor(absl::Seconds(5));
     if (!reply.ok()) return reply.status();
   }
-  absl::SleepFor(absl::Milliseconds(100));  // warm-up commands still being handled
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    hold = true;
+  // A command's call ends when it is accepted: wait for the handler too.
+  for (int waited = 0;; ++waited) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (answered >= kWarmUp) {
+        hold = true;
+        break;
+      }
+    }
+    if (waited == 3000) return absl::DeadlineExceededError("warm-up calls not handled");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   parked.reserve(calls);
   std::vector<Future<Rep>> futures;

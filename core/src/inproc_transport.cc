@@ -57,15 +57,6 @@
 
 namespace switchboard {
 
-Delivery::~Delivery() { internal::RecycleEnvelope(std::move(envelope_)); }
-
-std::string DeadLetterAddress(std::string_view operation) {
-  std::string out;
-  out.reserve(operation.size() + 4);
-  out.append(operation).append(".dlq");
-  return out;
-}
-
 Features InprocFeatures() {
   Features f;
   f.durable = false;

@@ -691,6 +691,65 @@ TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
 }
 
 
+// A traceparent longer than the call can keep beside its delivery (a later
+// version with more fields): the call works on a copy, and the delivery is
+// still settled holding the message as it arrived.
+TEST(NodeTest, ADeliveryWithALongTraceparentIsSettledAsItArrived) {
+  SettledEnvelopes& settled = Settled();
+  std::string name = UniqueName("t.Echo/RefuseLong");
+  Operation<EchoRequest, google::protobuf::Empty> op{name};
+  v1::Config config = ConfigFor(name, v1::STYLE_COMMAND);
+  (*config.mutable_transports())["local"].set_type("recording");
+  (*config.mutable_transports())["local"].clear_inproc();
+  auto node = Node::Create(config);
+  ASSERT_TRUE(node.ok()) << node.status();
+  auto reg = (*node)->Handle(
+      op, [](Context&, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
+        return absl::InvalidArgumentError("refused");  // dead-lettered
+      });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+
+  // Sent on the same (default) bus by a transport of its own, past any node.
+  ThreadPool pool(1);
+  TransportEnv env;
+  env.clock = &Clock::Real();
+  env.executor = &pool;
+  v1::TransportConfig sender_config;
+  sender_config.set_type("inproc");
+  auto sender = MakeInprocTransport("sender", sender_config, env);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  Envelope command;
+  command.id = NewMessageId();
+  command.source = "//test/sender";
+  command.type = name;
+  command.style = Style::kCommand;
+  command.idempotency_key = command.id;
+  command.traceparent =
+      "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-a-later-version-adds-fields";
+  ASSERT_GT(command.traceparent.size(), 64u);
+  EchoRequest req;
+  req.set_text("long trace");
+  command.data = req.SerializeAsString();
+  absl::Notification accepted;
+  (*sender)->Enqueue(command, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    accepted.Notify();
+  });
+  ASSERT_TRUE(accepted.WaitForNotificationWithTimeout(kWait));
+
+  std::optional<Envelope> seen;
+  for (absl::Time give_up = absl::Now() + kWait; !seen && absl::Now() < give_up;) {
+    for (Envelope& e : settled.Get()) {
+      if (e.type == name) seen = std::move(e);
+    }
+    if (!seen) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(seen.has_value()) << "the delivery was not settled";
+  EXPECT_EQ(seen->id, command.id);
+  EXPECT_EQ(seen->traceparent, command.traceparent);
+  EXPECT_EQ(seen->data, command.data);
+}
+
 // A server middleware that drops a call (neither runs the rest of the chain
 // nor answers): the call is answered Cancelled at once, not left for the
 // caller's deadline.

@@ -319,13 +319,23 @@ TEST(GrpcSendStreamTest, AServerWithoutSendGetsUnaryCalls) {
   EXPECT_EQ(client->stats().unary_sends, 5u);
 }
 
-TEST(GrpcSendStreamTest, AFrameNobodyAnswersEndsAtItsTimeoutOnTheTransportsClock) {
+// A plain server whose Send streams read every batch and never answer, and a
+// client on a fake clock.
+class SilentServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    plain.service.send = true;
+    ASSERT_TRUE(plain.Start());
+    client = ClientWithClock(plain.port, &clock);
+    ASSERT_NE(client, nullptr);
+  }
+
   PlainServer plain;
-  plain.service.send = true;
-  ASSERT_TRUE(plain.Start());
-  FakeClock clock(absl::Now());
-  auto client = ClientWithClock(plain.port, &clock);
-  ASSERT_NE(client, nullptr);
+  FakeClock clock{absl::Now()};
+  std::unique_ptr<GrpcTransport> client;  // closed before the server
+};
+
+TEST_F(SilentServerTest, AFrameNobodyAnswersEndsAtItsTimeoutOnTheTransportsClock) {
 
   Envelope plain_cmd = NewEnvelope("test.v1.Orders/Silent", "no deadline");
   Envelope due_cmd = NewEnvelope("test.v1.Orders/Silent", "deadline in 2 s");
@@ -375,13 +385,7 @@ TEST(GrpcSendStreamTest, AFrameNobodyAnswersEndsAtItsTimeoutOnTheTransportsClock
 
 // Many frames nobody answers, with deadlines in the reverse order of their
 // sending: each ends at its own deadline, in the order of the deadlines.
-TEST(GrpcSendStreamTest, UnansweredFramesEndInTheOrderOfTheirDeadlines) {
-  PlainServer plain;
-  plain.service.send = true;
-  ASSERT_TRUE(plain.Start());
-  FakeClock clock(absl::Now());
-  auto client = ClientWithClock(plain.port, &clock);
-  ASSERT_NE(client, nullptr);
+TEST_F(SilentServerTest, UnansweredFramesEndInTheOrderOfTheirDeadlines) {
   constexpr int kFrames = 2000;
   absl::Mutex mu;
   std::vector<int> ended;  // frame numbers, in the order they ended

@@ -642,18 +642,34 @@ SettledEnvelopes& Settled() {
   return *settled;
 }
 
+// A command operation on the recording transport, on the default bus (the
+// operation's name is unique to this run).
+v1::Config RecordingConfigFor(const std::string& op) {
+  (void)Settled();  // registers the type
+  v1::Config config = ConfigFor(op, v1::STYLE_COMMAND);
+  (*config.mutable_transports())["local"].set_type("recording");
+  (*config.mutable_transports())["local"].clear_inproc();
+  return config;
+}
+
+// The envelope a delivery of `type` held when it was settled (bounded wait).
+std::optional<Envelope> WaitForSettled(const std::string& type) {
+  for (absl::Time give_up = absl::Now() + kWait; absl::Now() < give_up;) {
+    for (Envelope& e : Settled().Get()) {
+      if (e.type == type) return std::move(e);
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return std::nullopt;
+}
+
 // A handler sees its own hop's span in the request's traceparent; the
 // delivery it came in is settled holding the message as it arrived, so a
 // broker redelivers or dead-letters what the sender sent.
 TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
-  SettledEnvelopes& settled = Settled();
   std::string name = UniqueName("t.Echo/Refuse");
   Operation<EchoRequest, google::protobuf::Empty> op{name};
-  v1::Config config = ConfigFor(name, v1::STYLE_COMMAND);
-  // The default bus: the operation's name is unique to this run.
-  (*config.mutable_transports())["local"].set_type("recording");
-  (*config.mutable_transports())["local"].clear_inproc();
-  auto node = Node::Create(config);
+  auto node = Node::Create(RecordingConfigFor(name));
   ASSERT_TRUE(node.ok()) << node.status();
   absl::Mutex mu;
   std::string handler_traceparent;
@@ -673,13 +689,7 @@ TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
   const CallInfo info = f.info();
   ASSERT_TRUE(std::move(f).GetFor(kWait).ok());
 
-  std::optional<Envelope> seen;
-  for (absl::Time give_up = absl::Now() + kWait; !seen && absl::Now() < give_up;) {
-    for (Envelope& env : settled.Get()) {
-      if (env.type == name) seen = std::move(env);
-    }
-    if (!seen) absl::SleepFor(absl::Milliseconds(1));
-  }
+  std::optional<Envelope> seen = WaitForSettled(name);
   ASSERT_TRUE(seen.has_value()) << "the delivery was not settled";
   EXPECT_EQ(seen->id, info.message_id);
   EXPECT_EQ(seen->traceparent, info.traceparent);
@@ -690,18 +700,13 @@ TEST(NodeTest, ADeliveryIsSettledHoldingTheMessageAsItArrived) {
   EXPECT_NE(handler_traceparent, info.traceparent) << "the handler runs in a span of its own";
 }
 
-
 // A traceparent longer than the call can keep beside its delivery (a later
 // version with more fields): the call works on a copy, and the delivery is
 // still settled holding the message as it arrived.
 TEST(NodeTest, ADeliveryWithALongTraceparentIsSettledAsItArrived) {
-  SettledEnvelopes& settled = Settled();
   std::string name = UniqueName("t.Echo/RefuseLong");
   Operation<EchoRequest, google::protobuf::Empty> op{name};
-  v1::Config config = ConfigFor(name, v1::STYLE_COMMAND);
-  (*config.mutable_transports())["local"].set_type("recording");
-  (*config.mutable_transports())["local"].clear_inproc();
-  auto node = Node::Create(config);
+  auto node = Node::Create(RecordingConfigFor(name));
   ASSERT_TRUE(node.ok()) << node.status();
   auto reg = (*node)->Handle(
       op, [](Context&, const EchoRequest&) -> absl::StatusOr<google::protobuf::Empty> {
@@ -737,13 +742,7 @@ TEST(NodeTest, ADeliveryWithALongTraceparentIsSettledAsItArrived) {
   });
   ASSERT_TRUE(accepted.WaitForNotificationWithTimeout(kWait));
 
-  std::optional<Envelope> seen;
-  for (absl::Time give_up = absl::Now() + kWait; !seen && absl::Now() < give_up;) {
-    for (Envelope& e : settled.Get()) {
-      if (e.type == name) seen = std::move(e);
-    }
-    if (!seen) absl::SleepFor(absl::Milliseconds(1));
-  }
+  std::optional<Envelope> seen = WaitForSettled(name);
   ASSERT_TRUE(seen.has_value()) << "the delivery was not settled";
   EXPECT_EQ(seen->id, command.id);
   EXPECT_EQ(seen->traceparent, command.traceparent);
